@@ -1,0 +1,79 @@
+"""The ``classtrace`` console script: one module per subcommand (``classtrace/cli/<name>.py``).
+
+Each subcommand module defines ``register(subparsers)`` adding its parser and setting
+``func=run``; ``run(args, settings) -> int`` does the work. Subcommand modules import heavy
+dependencies (Faust, chDB, Locust) inside ``run`` so that ``classtrace --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from classtrace.cli.common import add_settings_flags, settings_from_args
+from classtrace.errors import ClasstraceError
+from classtrace.logsetup import configure_logging
+
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+# In the order `--help` lists them.
+SUBCOMMANDS = (
+    "up",
+    "gateway",
+    "worker",
+    "sink",
+    "dashboard",
+    "devices",
+    "viewers",
+    "simulate",
+    "query",
+    "report",
+    "loadtest",
+    "migrate",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="classtrace",
+        description="classtrace: smart-classroom events from the edge into Kafka, live metrics "
+        "with Faust, everything stored in ClickHouse.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every setting is also an environment variable CLASSTRACE_<NAME> (see DESIGN §3). "
+        "Run `classtrace <command> --help` for a command's flags.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"classtrace.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"classtrace.cli.{name}":
+                continue  # not built in this checkout
+            raise
+        module.register(sub)
+    for action in sub.choices.values():
+        add_settings_flags(action)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        configure_logging(settings.log_level)
+        code: int = args.func(args, settings)
+    except ClasstraceError as exc:
+        print(f"classtrace {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

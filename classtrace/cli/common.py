@@ -1,0 +1,43 @@
+"""Flags shared by every subcommand: one per setting of DESIGN §3, named after its env var."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from classtrace.settings import Settings
+
+__all__ = ["add_settings_flags", "settings_from_args"]
+
+_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("kafka_bootstrap", str, "HOST:PORT"),
+    ("clickhouse_url", str, "URL"),
+    ("data_dir", Path, "DIR"),
+    ("partitions", int, "N"),
+    ("gateway_port", int, "PORT"),
+    ("pseudonym_key", str, "KEY"),
+    ("log_level", str, "LEVEL"),
+)
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--kafka-bootstrap`` … flags; their help is the setting's own documentation."""
+    group = parser.add_argument_group("settings (flag or CLASSTRACE_<NAME> environment variable)")
+    for name, kind, metavar in _FLAGS:
+        field = Settings.model_fields[name]
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"setting_{name}",
+            type=kind,
+            metavar=metavar,
+            default=None,
+            help=(field.description or "").replace("%", "%%"),
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The process's settings: environment, then the flags given on the command line."""
+    overrides = {
+        name: getattr(args, f"setting_{name}", None) for name, _kind, _metavar in _FLAGS
+    }
+    return Settings.load(overrides)

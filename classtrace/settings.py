@@ -1,0 +1,193 @@
+"""The one typed, frozen settings object of a classtrace process (DESIGN §3).
+
+Built once at the entry point from ``CLASSTRACE_*`` environment variables and CLI flags (flags win);
+library code receives it, or the values it needs, as arguments and never reads ``os.environ``.
+Each field documents its env var; ``classtrace --help`` shows the same text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from classtrace.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "kafka_passthrough", "redact_url"]
+
+ENV_PREFIX = "CLASSTRACE_"
+_KAFKA_PREFIX = ENV_PREFIX + "KAFKA_"
+_HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_CH_SCHEMES = ("http", "https", "chdb")
+
+
+class Settings(BaseModel):
+    """Settings of one classtrace process; see DESIGN §3 for the contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers host:port[,host:port] (CLASSTRACE_KAFKA_BOOTSTRAP); "
+        "unset = the embedded Tansu broker of `classtrace up`.",
+    )
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="ClickHouse: http(s)://user:pass@host:port/db for a server, chdb:///path for "
+        "embedded (CLASSTRACE_CLICKHOUSE_URL); unset = embedded chDB under the data dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".classtrace"),
+        description="Where the embedded stack keeps chDB, registries and its runtime file "
+        "(CLASSTRACE_DATA_DIR).",
+    )
+    partitions: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Partitions of the topics classtrace creates (CLASSTRACE_PARTITIONS).",
+    )
+    gateway_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="HTTP port of the ingest gateway and dashboard (CLASSTRACE_GATEWAY_PORT); "
+        "0 picks a free port.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key devices use to pseudonymise student ids (CLASSTRACE_PSEUDONYM_KEY); "
+        "unset = a random key kept in the data dir.",
+    )
+    log_level: str = Field(
+        default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR (CLASSTRACE_LOG_LEVEL)."
+    )
+    kafka_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka properties passed through from CLASSTRACE_KAFKA_<property> "
+        "(e.g. CLASSTRACE_KAFKA_SECURITY_PROTOCOL=SASL_SSL → security.protocol).",
+    )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for server in value.split(","):
+            if not _HOSTPORT.match(server.strip()):
+                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _check_clickhouse_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in _CH_SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(_CH_SCHEMES)}, got {redact_url(value)!r}")
+        if parts.scheme != "chdb" and not parts.hostname:
+            raise ValueError(f"no host in {redact_url(value)!r}")
+        if parts.scheme == "chdb" and not (parts.path or parts.netloc):
+            raise ValueError("chdb URL needs a path, e.g. chdb:///var/lib/classtrace/chdb")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {redact_url(value)!r}") from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build the settings from ``environ`` (default: the process environment) and flags.
+
+        A malformed value raises :class:`ConfigError` naming the setting and its env var.
+        """
+        env = dict(os.environ if environ is None else environ)
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        given.setdefault("kafka_options", kafka_passthrough(env))
+        values = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        try:
+            return _from_env(cls, values, given)
+        except PydanticValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else "settings"
+            raise ConfigError(
+                f"{name} ({ENV_PREFIX}{name.upper()})", first["msg"].removeprefix("Value error, ")
+            ) from None
+
+    @property
+    def chdb_path(self) -> Path | None:
+        """The embedded chDB directory, or None when ClickHouse is a server."""
+        if self.clickhouse_url is None:
+            return (self.data_dir / "chdb").resolve()
+        parts = urlsplit(self.clickhouse_url)
+        if parts.scheme != "chdb":
+            return None
+        return Path(parts.netloc + parts.path).resolve()
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when this process should use (or start) the embedded Tansu broker."""
+        return self.kafka_bootstrap is None
+
+    def describe(self) -> dict[str, str]:
+        """The settings as strings with secrets and passwords redacted, for logs and `--help`."""
+        return {
+            "kafka_bootstrap": self.kafka_bootstrap or "(embedded)",
+            "clickhouse_url": redact_url(self.clickhouse_url) if self.clickhouse_url else "(embedded)",
+            "data_dir": str(self.data_dir),
+            "partitions": str(self.partitions),
+            "gateway_port": str(self.gateway_port),
+            "pseudonym_key": "(set)" if self.pseudonym_key else "(data dir)",
+        }
+
+
+def _from_env(cls: type[Settings], env: Mapping[str, str], given: dict[str, Any]) -> Settings:
+    """Construct from an explicit env mapping, so tests never depend on the real environment."""
+    fields = set(cls.model_fields) - {"kafka_options"}
+    from_env: dict[str, Any] = {}
+    for name in fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and name not in given:
+            from_env[name] = raw
+    return cls.model_validate({**from_env, **given})
+
+
+def kafka_passthrough(environ: Mapping[str, str]) -> dict[str, str]:
+    """librdkafka properties from ``CLASSTRACE_KAFKA_<PROPERTY>`` (underscores become dots).
+
+    ``CLASSTRACE_KAFKA_BOOTSTRAP`` is the bootstrap setting itself, not a passthrough.
+    """
+    options: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith(_KAFKA_PREFIX) and key != _KAFKA_PREFIX + "BOOTSTRAP":
+            prop = key[len(_KAFKA_PREFIX) :].lower().replace("_", ".")
+            if prop:
+                options[prop] = value
+    return options
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, safe to log or print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,1 @@
+"""Locust users for both ingest paths and the reconciling load-test runner."""

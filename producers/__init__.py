@@ -1,0 +1,1 @@
+"""How events get in: the EdgeProducer SDK, the HTTP ingest gateway and the device registry."""

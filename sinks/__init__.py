@@ -1,0 +1,1 @@
+"""The ClickHouse sink: batched, idempotent inserts of events, metrics and dead letters."""

@@ -1,0 +1,1 @@
+"""Simulated classroom devices running a timetable of scripted lessons, with ground truth."""

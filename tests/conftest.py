@@ -1,0 +1,3 @@
+"""Shared test configuration: real services come from the fixture plugins below."""
+
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.clickhouse"]
