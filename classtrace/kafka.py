@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from classtrace.errors import BrokerError
 from classtrace.topics import ALL_TOPICS, TopicSpec
@@ -84,9 +84,7 @@ def consumer_config(
     return config
 
 
-def make_producer(
-    bootstrap: str, options: Mapping[str, str] | None = None, **overrides: Any
-) -> Producer:
+def make_producer(bootstrap: str, options: Mapping[str, str] | None = None, **overrides: Any) -> Producer:
     """A producer with :func:`producer_config` settings."""
     return Producer(producer_config(bootstrap, options, **overrides))
 
@@ -103,9 +101,7 @@ def make_admin(bootstrap: str, options: Mapping[str, str] | None = None) -> Admi
     return AdminClient(_base(bootstrap, options))
 
 
-def check_reachable(
-    bootstrap: str, options: Mapping[str, str] | None = None, timeout: float = 10.0
-) -> None:
+def check_reachable(bootstrap: str, options: Mapping[str, str] | None = None, timeout: float = 10.0) -> None:
     """Raise :class:`BrokerError` naming ``bootstrap`` unless a broker answers within ``timeout``."""
     admin = make_admin(bootstrap, {**(options or {}), "socket.connection.setup.timeout.ms": "5000"})
     try:

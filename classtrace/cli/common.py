@@ -37,7 +37,5 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The process's settings: environment, then the flags given on the command line."""
-    overrides = {
-        name: getattr(args, f"setting_{name}", None) for name, _kind, _metavar in _FLAGS
-    }
+    overrides = {name: getattr(args, f"setting_{name}", None) for name, _kind, _metavar in _FLAGS}
     return Settings.load(overrides)

@@ -1,0 +1,189 @@
+"""The embedded stack that ``classtrace up`` runs: what starts, in which order, and how it stops.
+
+Start order follows the data flow's dependencies: broker and topics, ClickHouse and migrations,
+the loopback ClickHouse-HTTP endpoint for other processes, the registries restored from the data
+dir (Tansu forgets topics on restart), the sink, then the supervised gateway and worker. Stop is
+the reverse, so every role drains into parts that are still up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from classtrace.broker import EmbeddedBroker
+from classtrace.errors import BrokerError, ClasstraceError
+from classtrace.kafka import check_reachable, ensure_topics
+from classtrace.runtime import Runtime
+from classtrace.settings import Settings
+from classtrace.supervisor import ChildSpec, Supervisor, classtrace_argv
+
+__all__ = ["EmbeddedStack", "pseudonym_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def pseudonym_key(settings: Settings) -> str:
+    """The pseudonym HMAC key: the configured one, else a random one kept in the data dir."""
+    if settings.pseudonym_key is not None:
+        return settings.pseudonym_key.get_secret_value()
+    path = settings.data_dir / "pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class EmbeddedStack:
+    """Every classtrace role on one machine, around one Tansu broker and one chDB engine."""
+
+    def __init__(self, settings: Settings, with_worker: bool = True) -> None:
+        self.settings = settings
+        self.with_worker = with_worker
+        self.data_dir = settings.data_dir.resolve()
+        self.broker: EmbeddedBroker | None = None
+        self.bootstrap = settings.kafka_bootstrap or ""
+        self.client: Any = None
+        self.chserver: Any = None
+        self.sink: Any = None
+        self.supervisor = Supervisor(self.data_dir / "logs")
+        self.gateway_url = ""
+        self._viewer_token = ""
+
+    # -- start -------------------------------------------------------------------------------
+    def start(self) -> Runtime:
+        """Start every part; returns where they listen (for the runtime file)."""
+        self._start_broker()
+        self._start_store()
+        self._restore_registries()
+        self._start_sink()
+        self._start_children()
+        return Runtime(
+            pid=os.getpid(),
+            kafka_bootstrap=self.bootstrap,
+            clickhouse_http_url=self.chserver.url if self.chserver else "",
+            gateway_url=self.gateway_url,
+            dashboard_url=self.gateway_url + "/",
+            started_at=datetime.now(UTC).isoformat(),
+        )
+
+    def _start_broker(self) -> None:
+        options = self.settings.kafka_options
+        if self.settings.embedded_broker:
+            self.data_dir.joinpath("logs").mkdir(parents=True, exist_ok=True)
+            self.broker = EmbeddedBroker(log_path=self.data_dir / "logs" / "broker.log").start()
+            self.bootstrap = self.broker.bootstrap
+        else:
+            check_reachable(self.bootstrap, options)
+        ensure_topics(self.bootstrap, self.settings.partitions, options)
+
+    def _start_store(self) -> None:
+        from classtrace.chserver import ChdbHttpServer
+        from classtrace.clickhouse import connect
+        from classtrace.migrate import apply_migrations
+
+        self.client = connect(self.settings)
+        applied = apply_migrations(self.client)
+        if applied:
+            logger.info("applied migrations %s", applied)
+        if self.settings.chdb_path is not None:
+            self.chserver = ChdbHttpServer(self.client, password=secrets.token_urlsafe(24))
+            self.chserver.start()
+
+    def _restore_registries(self) -> None:
+        from producers.registry import restore_registry
+
+        restored = restore_registry(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        logger.info("restored device registry devices=%s", restored)
+        from sinks.dashboard.viewers import ensure_admin_token, restore_viewers
+
+        restore_viewers(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        self._viewer_token = ensure_admin_token(self.data_dir, self.bootstrap, self.settings.kafka_options)
+
+    def _start_sink(self) -> None:
+        from sinks.service import SinkService
+
+        self.sink = SinkService(self.client, self.bootstrap, self.settings.kafka_options)
+        self.sink.start()
+
+    def _child_env(self) -> dict[str, str]:
+        return {
+            "CLASSTRACE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "CLASSTRACE_DATA_DIR": str(self.data_dir),
+            "CLASSTRACE_PARTITIONS": str(self.settings.partitions),
+            "CLASSTRACE_PSEUDONYM_KEY": pseudonym_key(self.settings),
+            "CLASSTRACE_LOG_LEVEL": self.settings.log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _start_children(self) -> None:
+        env = self._child_env()
+        port = self.settings.gateway_port
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        self.supervisor.add(
+            ChildSpec(
+                "gateway",
+                classtrace_argv("gateway", "--with-dashboard"),
+                {**env, "CLASSTRACE_GATEWAY_PORT": str(port)},
+            )
+        )
+        if self.with_worker:
+            self.supervisor.add(ChildSpec("worker", classtrace_argv("worker"), env))
+        self._wait_http(self.gateway_url + "/healthz", "gateway")
+
+    def _wait_http(self, url: str, role: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ClasstraceError(
+            f"{role} did not answer {url} within {timeout:.0f} s; see {self.data_dir / 'logs' / role}.log"
+        )
+
+    # -- run ---------------------------------------------------------------------------------
+    def viewer_url(self) -> str:
+        """The dashboard URL with the all-schools viewer token (printed like Jupyter's)."""
+        return f"{self.gateway_url}/?token={self._viewer_token}"
+
+    def simulate(self, classrooms: int, lessons: int, seed: int | None, speed: float | None) -> None:
+        """Start the simulator as a run-to-completion child streaming into the gateway."""
+        argv = ["simulate", "--classrooms", str(classrooms), "--target", "gateway", "--quiet"]
+        if lessons:
+            argv += ["--lessons", str(lessons)]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        if speed is not None:
+            argv += ["--speed", str(speed)]
+        self.supervisor.add(ChildSpec("simulate", classtrace_argv(*argv), self._child_env(), restart=False))
+
+    def check(self) -> None:
+        """Raise when a part the children cannot restart themselves has died."""
+        if self.broker is not None and not self.broker.alive():
+            raise BrokerError(f"the embedded broker exited; see {self.data_dir / 'logs' / 'broker.log'}")
+        if self.sink is not None and not self.sink.alive():
+            raise ClasstraceError("the ClickHouse sink stopped; see the log above")
+
+    # -- stop --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop in reverse order: children, sink (drains), store endpoint, broker."""
+        self.supervisor.stop()
+        if self.sink is not None:
+            self.sink.stop()
+        if self.chserver is not None:
+            self.chserver.stop()
+        if self.client is not None:
+            self.client.close()
+        if self.broker is not None:
+            self.broker.stop()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs classtrace with its dev extras into .venv, checks lint and
+# types, and runs the whole test suite against a real Tansu broker and chDB that the fixtures start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m ruff check .
+.venv/bin/python -m ruff format --check .
+.venv/bin/python -m mypy
+.venv/bin/python -m pytest -q "$@"
