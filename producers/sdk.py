@@ -1,0 +1,281 @@
+"""The EdgeProducer SDK: what a classroom device links to get its events into Kafka safely.
+
+Every event goes through the same steps, in this order:
+
+1. complete the envelope — a fresh UUID ``event_id``, the producer's school/classroom, the next
+   per-device ``seq`` (persisted with the spool, so it survives restarts), ``occurred_at`` = now;
+2. pseudonymise ``trace.student_id`` on the device (DESIGN §4) — a raw id never leaves it;
+3. validate with :mod:`classtrace.validation`, the rules every entry point applies;
+4. append to the durable spool (one transaction per call) — only then does ``send_events``
+   return;
+5. a sender drains the spool: one ``EventBatch`` record per classroom (Kafka) or per device
+   (gateway) and flush, and deletes only what was acknowledged; failures back off with jitter.
+
+Example::
+
+    transport = KafkaTransport("kafka:9092")                  # or HttpTransport(url, tokens)
+    with EdgeProducer("sch-1", "room-101", transport, spool="/var/lib/edge/spool.db",
+                      pseudonym_key=key) as edge:
+        ev = edge.event("tab-07", pb.DEVICE_KIND_TABLET, lesson_id="les-9")
+        ev.trace.student_id = "20230117"                     # raw: pseudonymised here
+        ev.trace.verb = pb.LearningTrace.VERB_VIEWED
+        edge.send_events([ev])
+        edge.flush()
+
+One producer serves any number of devices of its classroom; a simulator may drive many
+producers over one shared transport (``owns_transport=False``) and ``background=False``,
+calling :meth:`EdgeProducer.flush` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from classtrace.codec import datetime_to_ts, encode_batch
+from classtrace.errors import ValidationError
+from classtrace.ids import is_pseudonym, new_event_id, pseudonymise
+from classtrace.v1 import events_pb2 as pb
+from classtrace.validation import validate_event
+from producers.backoff import Backoff
+from producers.sender import Sender
+from producers.spool.base import NewChunk, Spool
+from producers.spool.sqlite import DEFAULT_CAPACITY, SQLiteSpool
+from producers.transport.base import Transport
+
+__all__ = ["EdgeProducer", "ProducerStats"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_EVENTS = 250  # events per spool row: big enough to amortise SQLite, small to pack freely
+
+
+@dataclass(frozen=True)
+class ProducerStats:
+    """A snapshot of an EdgeProducer's counters (events, not records)."""
+
+    depth: int
+    delivered: int
+    rejected_by_peer: int
+    quarantined: int
+    refused_full: int
+    dropped_heartbeats: int
+    send_failures: int
+    last_error: str
+
+
+class EdgeProducer:
+    """Builds, validates, pseudonymises and durably spools events; a sender ships them.
+
+    ``spool`` is a :class:`~producers.spool.base.Spool` or the path of a SQLite spool file
+    (``capacity`` and ``durable`` then apply, see :mod:`producers.spool.sqlite`).
+    """
+
+    def __init__(
+        self,
+        school_id: str,
+        classroom_id: str,
+        transport: Transport,
+        *,
+        spool: Spool | str | Path,
+        pseudonym_key: bytes | str,
+        capacity: int = DEFAULT_CAPACITY,
+        durable: bool = True,
+        background: bool = True,
+        owns_transport: bool = True,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.school_id = school_id
+        self.classroom_id = classroom_id
+        self._key = pseudonym_key.encode() if isinstance(pseudonym_key, str) else pseudonym_key
+        if not self._key:
+            raise ValueError("pseudonym_key is empty: students could not be pseudonymised")
+        self.spool: Spool = (
+            spool if isinstance(spool, Spool) else SQLiteSpool(spool, capacity=capacity, durable=durable)
+        )
+        self.transport = transport
+        self._owns_transport = owns_transport
+        self._clock = clock
+        self._seqs = self.spool.last_seqs()
+        self._append_lock = threading.Lock()
+        self._sender = Sender(self.spool, transport, school_id, backoff=backoff)
+        if background:
+            self._sender.start()
+
+    # -- building --------------------------------------------------------------------------------
+
+    def event(
+        self,
+        device_id: str,
+        device_kind: pb.DeviceKind.ValueType,
+        *,
+        lesson_id: str = "",
+        occurred_at: datetime | float | None = None,
+    ) -> pb.Event:
+        """A new event envelope (event_id, ids, occurred_at); set one payload, then send it."""
+        ev = pb.Event(
+            event_id=new_event_id(),
+            school_id=self.school_id,
+            classroom_id=self.classroom_id,
+            device_id=device_id,
+            lesson_id=lesson_id,
+            device_kind=device_kind,
+        )
+        _set_time(ev, self._clock() if occurred_at is None else occurred_at)
+        return ev
+
+    def pseudonym(self, raw_student_id: str) -> str:
+        """The pseudonym of a student of this school (what ``send_events`` substitutes)."""
+        return pseudonymise(self._key, self.school_id, raw_student_id)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def send_events(self, events: Iterable[pb.Event]) -> list[str]:
+        """Complete, pseudonymise, validate and spool ``events`` (changed in place); their ids.
+
+        All or nothing: an invalid event raises :class:`ValidationError` (``field`` prefixed with
+        ``events[i].``) and a full spool :class:`~producers.errors.SpoolFull`; then nothing of
+        the call was spooled and no seq was used up.
+        """
+        batch = list(events)
+        if not batch:
+            return []
+        now = self._clock()
+        with self._append_lock:
+            seqs: dict[str, int] = {}
+            for i, ev in enumerate(batch):
+                self._complete(ev, now, seqs)
+                try:
+                    validate_event(ev, now)
+                except ValidationError as exc:
+                    raise ValidationError(f"events[{i}].{exc.field}", exc.reason) from None
+            self.spool.append(_chunks(batch), seqs)
+            self._seqs.update(seqs)
+        self._sender.wake()
+        return [ev.event_id for ev in batch]
+
+    def _complete(self, ev: pb.Event, now: float, seqs: dict[str, int]) -> None:
+        if not ev.event_id:
+            ev.event_id = new_event_id()
+        if not ev.school_id:
+            ev.school_id = self.school_id
+        if not ev.classroom_id:
+            ev.classroom_id = self.classroom_id
+        if not ev.HasField("occurred_at"):
+            _set_time(ev, now)
+        if ev.HasField("received_at"):
+            ev.ClearField("received_at")  # stamped at ingest
+        device = ev.device_id
+        seq = seqs.get(device)
+        if seq is None:
+            seq = self._seqs.get(device, 0)
+        seq += 1
+        seqs[device] = seq
+        ev.seq = seq
+        if ev.WhichOneof("payload") == "trace":
+            student = ev.trace.student_id
+            if student and not is_pseudonym(student):
+                ev.trace.student_id = pseudonymise(self._key, ev.school_id, student)
+
+    def send(self, event: pb.Event) -> str:
+        """:meth:`send_events` for one event."""
+        return self.send_events([event])[0]
+
+    def heartbeat(
+        self,
+        device_id: str,
+        device_kind: pb.DeviceKind.ValueType,
+        *,
+        interval_s: int = 30,
+        battery_pct: float = 100.0,
+        cpu_pct: float = 0.0,
+        firmware: str = "",
+    ) -> str:
+        """Spool a heartbeat carrying the current spool depth; returns its event_id."""
+        ev = self.event(device_id, device_kind)
+        hb = ev.heartbeat
+        hb.interval_s = interval_s
+        hb.battery_pct = battery_pct
+        hb.cpu_pct = cpu_pct
+        hb.firmware = firmware
+        hb.spool_depth = self.spool.depth
+        return self.send(ev)
+
+    def flush(self, timeout: float | None = 30.0) -> int:
+        """Send everything spooled now, retrying with backoff; events acknowledged.
+
+        Raises :class:`~producers.errors.TransportError` if ``timeout`` passes first (the events
+        stay spooled and will be sent later).
+        """
+        return self._sender.flush(timeout)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Events spooled and not yet acknowledged."""
+        return self.spool.depth
+
+    def stats(self) -> ProducerStats:
+        """Counters for dashboards and tests."""
+        spool = self.spool.stats()
+        sent = self._sender.counters
+        return ProducerStats(
+            depth=spool.depth,
+            delivered=sent.delivered,
+            rejected_by_peer=sent.rejected_by_peer,
+            quarantined=spool.quarantined,
+            refused_full=spool.refused_full,
+            dropped_heartbeats=spool.dropped_heartbeats,
+            send_failures=sent.send_failures,
+            last_error=sent.last_error,
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the sender, try to send what is left for ``timeout`` s, close the spool.
+
+        What could not be sent stays in the spool for the next start.
+        """
+        self._sender.stop(timeout)
+        if self.spool.depth and timeout > 0:
+            try:
+                self._sender.flush(timeout)
+            except Exception as exc:  # the events are safe in the spool
+                logger.warning("closing with events spooled depth=%d: %s", self.spool.depth, exc)
+        self.spool.close()
+        if self._owns_transport:
+            self.transport.close()
+
+    def __enter__(self) -> EdgeProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _set_time(ev: pb.Event, when: datetime | float) -> None:
+    if isinstance(when, datetime):
+        datetime_to_ts(when, ev.occurred_at)
+    else:
+        ns = int(when * 1e9)
+        ev.occurred_at.seconds, ev.occurred_at.nanos = divmod(ns, 1_000_000_000)
+
+
+def _chunks(events: list[pb.Event]) -> list[NewChunk]:
+    """Group events per (classroom, device, heartbeat-or-not) in order, CHUNK_EVENTS per row."""
+    groups: dict[tuple[str, str, bool], list[pb.Event]] = {}
+    for ev in events:
+        key = (ev.classroom_id, ev.device_id, ev.WhichOneof("payload") == "heartbeat")
+        groups.setdefault(key, []).append(ev)
+    chunks: list[NewChunk] = []
+    for (classroom, device, heartbeat), group in groups.items():
+        for start in range(0, len(group), CHUNK_EVENTS):
+            part = group[start : start + CHUNK_EVENTS]
+            chunks.append(NewChunk(classroom, device, len(part), encode_batch(part), heartbeat))
+    return chunks
