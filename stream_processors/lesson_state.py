@@ -1,0 +1,222 @@
+"""The state of one lesson: everything DESIGN §7 needs to compute its summary, and nothing more.
+
+Each field is kept in a form that does not depend on arrival order: the union of T segments, a
+histogram of observations, the set of active students, the first attempt per (student, item),
+the earliest STARTED and the latest ENDED. Together with the lesson's own
+:class:`~stream_processors.dedup.SeenEvents` in the same value, a lesson fed the same events in
+any order, with any duplicates, across any restart, yields the same summary.
+
+Times are compared at millisecond precision, the precision of ClickHouse's DateTime64(3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from classtrace.v1 import events_pb2 as pb
+from classtrace.v1 import pipeline_pb2 as ppb
+from stream_processors.dedup import SeenEvents
+from stream_processors.metrics.accuracy import FirstAttempts
+from stream_processors.metrics.attention import AttentionHistogram
+from stream_processors.metrics.participation import participation_rate
+from stream_processors.metrics.st_analysis import T_KINDS, add_interval, analyse, sample_count, st_codes
+
+__all__ = ["LessonState", "summary_fingerprint"]
+
+_STARTED = pb.LessonLifecycle.PHASE_STARTED
+_ENDED = pb.LessonLifecycle.PHASE_ENDED
+_ANSWERED = pb.LearningTrace.VERB_ANSWERED
+_HAND_RAISED = pb.LearningTrace.VERB_HAND_RAISED
+_NO_TIME = -1
+
+
+def _ms(ts: Any) -> int:
+    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
+
+
+def _ms_to_ts(ms: int, ts: Any) -> None:
+    seconds, millis = divmod(ms, 1000)
+    ts.seconds = seconds
+    ts.nanos = millis * 1_000_000
+
+
+class LessonState:
+    """Order-independent aggregates of one lesson plus the events already counted."""
+
+    __slots__ = (
+        "answers",
+        "attention",
+        "classroom_id",
+        "end",
+        "hand_raises",
+        "latest_ms",
+        "lesson_id",
+        "meta",
+        "school_id",
+        "seen",
+        "start",
+        "students",
+        "t_union",
+    )
+
+    def __init__(self, classroom_id: str, lesson_id: str, school_id: str = "") -> None:
+        self.classroom_id = classroom_id
+        self.lesson_id = lesson_id
+        self.school_id = school_id
+        # (occurred_ms, event_id) of the earliest STARTED / latest ENDED, or None
+        self.start: tuple[int, str] | None = None
+        self.end: tuple[int, str] | None = None
+        self.meta: dict[str, Any] = {"teacher_id": "", "subject": "", "grade": "", "enrolled": 0}
+        self.latest_ms = _NO_TIME
+        self.t_union: list[list[int]] = []
+        self.attention = AttentionHistogram()
+        self.students: set[str] = set()
+        self.answers = FirstAttempts()
+        self.hand_raises = 0
+        self.seen = SeenEvents()
+
+    # --- updates --------------------------------------------------------------------------------
+
+    def apply(self, event: pb.Event) -> bool:
+        """Count ``event`` (a validated event of this lesson); False when it was a duplicate."""
+        if not self.seen.add(event.device_id, event.seq, event.event_id):
+            return False
+        if not self.school_id:
+            self.school_id = event.school_id
+        occurred = _ms(event.occurred_at)
+        self.latest_ms = max(self.latest_ms, occurred)
+        payload = event.WhichOneof("payload")
+        if payload == "observation":
+            self.attention.add(event.observation.attentive, event.observation.present)
+        elif payload == "trace":
+            self._apply_trace(event, occurred)
+        elif payload == "teaching":
+            teaching = event.teaching
+            if teaching.kind in T_KINDS:
+                add_interval(self.t_union, occurred, occurred + teaching.duration_ms)
+        elif payload == "lesson":
+            self._apply_lifecycle(event, occurred)
+        return True
+
+    def _apply_trace(self, event: pb.Event, occurred: int) -> None:
+        trace = event.trace
+        self.students.add(trace.student_id)
+        if trace.verb == _ANSWERED:
+            occurred_ns = event.occurred_at.seconds * 1_000_000_000 + event.occurred_at.nanos
+            correct = trace.HasField("correct") and trace.correct
+            self.answers.offer(trace.student_id, trace.item_id, occurred_ns, event.event_id, correct)
+        elif trace.verb == _HAND_RAISED:
+            self.hand_raises += 1
+
+    def _apply_lifecycle(self, event: pb.Event, occurred: int) -> None:
+        lesson = event.lesson
+        key = (occurred, event.event_id)
+        if lesson.phase == _STARTED:
+            if self.start is None or key < self.start:
+                self.start = key
+                self.meta = {
+                    "teacher_id": lesson.teacher_id,
+                    "subject": lesson.subject,
+                    "grade": lesson.grade,
+                    "enrolled": lesson.enrolled,
+                }
+        elif lesson.phase == _ENDED and (self.end is None or key > self.end):
+            self.end = key
+
+    # --- results --------------------------------------------------------------------------------
+
+    @property
+    def final(self) -> bool:
+        """True once the lesson's ENDED has been seen (and its STARTED: a summary needs a start)."""
+        return self.start is not None and self.end is not None
+
+    def summary(self) -> ppb.LessonSummary | None:
+        """The lesson's metrics (without computed_at/version), or None before its STARTED is seen.
+
+        Final (ENDED seen): samples while t_k < end. Live: samples up to the latest event time.
+        """
+        if self.start is None:
+            return None
+        start_ms = self.start[0]
+        if self.end is not None:
+            n = sample_count(start_ms, self.end[0])
+        else:
+            n = sample_count(start_ms, max(self.latest_ms, start_ms), inclusive=True)
+        st = analyse(st_codes(start_ms, n, self.t_union))
+        accuracy = self.answers.result()
+        meta = self.meta
+        out = ppb.LessonSummary(
+            lesson_id=self.lesson_id,
+            school_id=self.school_id,
+            classroom_id=self.classroom_id,
+            teacher_id=meta["teacher_id"],
+            subject=meta["subject"],
+            grade=meta["grade"],
+            st_samples=st.samples,
+            st_rt=st.st_rt,
+            st_ch=st.st_ch,
+            teaching_mode=st.mode,
+            attention_rate=self.attention.rate() or 0.0,
+            participation_rate=participation_rate(len(self.students), meta["enrolled"]),
+            answers=accuracy.answers,
+            answer_accuracy=accuracy.accuracy,
+            hand_raises=self.hand_raises,
+            final=self.end is not None,
+            st_codes=st.codes,
+            enrolled=meta["enrolled"],
+        )
+        _ms_to_ts(start_ms, out.started_at)
+        if self.end is not None:
+            _ms_to_ts(self.end[0], out.ended_at)
+        return out
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The table value: compact JSON, deterministic for equal states."""
+        return orjson.dumps(
+            {
+                "v": 1,
+                "c": self.classroom_id,
+                "l": self.lesson_id,
+                "s": self.school_id,
+                "start": self.start,
+                "end": self.end,
+                "meta": self.meta,
+                "latest": self.latest_ms,
+                "t": self.t_union,
+                "att": self.attention.to_list(),
+                "stu": sorted(self.students),
+                "ans": {k: list(v) for k, v in sorted(self.answers.attempts.items())},
+                "hand": self.hand_raises,
+                "seen": self.seen.to_obj(),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LessonState:
+        """Inverse of :meth:`to_bytes`."""
+        obj = orjson.loads(raw)
+        state = cls(obj["c"], obj["l"], obj["s"])
+        state.start = tuple(obj["start"]) if obj["start"] else None  # type: ignore[assignment]
+        state.end = tuple(obj["end"]) if obj["end"] else None  # type: ignore[assignment]
+        state.meta = obj["meta"]
+        state.latest_ms = obj["latest"]
+        state.t_union = obj["t"]
+        state.attention = AttentionHistogram.from_list(obj["att"])
+        state.students = set(obj["stu"])
+        state.answers = FirstAttempts({k: (v[0], v[1], v[2]) for k, v in obj["ans"].items()})
+        state.hand_raises = obj["hand"]
+        state.seen = SeenEvents.from_obj(obj["seen"])
+        return state
+
+
+def summary_fingerprint(summary: ppb.LessonSummary) -> bytes:
+    """The summary's content without computed_at and version: equal fingerprints, equal metrics."""
+    copy = ppb.LessonSummary()
+    copy.CopyFrom(summary)
+    copy.ClearField("computed_at")
+    copy.ClearField("version")
+    return copy.SerializeToString(deterministic=True)

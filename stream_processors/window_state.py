@@ -1,0 +1,200 @@
+"""Per-classroom state outside lessons: 10 s event-time windows and the device book.
+
+A window ``[start, start + 10 s)`` of one classroom holds its events count, an attention
+histogram and the HAND_RAISING counts of its observations, with its own
+:class:`~stream_processors.dedup.SeenEvents`, so the point it emits is exact under duplicates,
+shuffling and restarts. The device book keeps each device's latest heartbeat (a maximum by
+occurred_at: idempotent and order-free without any dedup).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from classtrace.v1 import events_pb2 as pb
+from classtrace.v1 import pipeline_pb2 as ppb
+from stream_processors.dedup import SeenEvents
+from stream_processors.metrics.attention import AttentionHistogram
+from stream_processors.metrics.devices import is_offline
+from stream_processors.metrics.windows import WINDOW_MS
+
+__all__ = ["DeviceBook", "WindowState"]
+
+_HAND_RAISING = pb.ClassObservation.BEHAVIOR_HAND_RAISING
+
+
+def _ms(ts: Any) -> int:
+    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
+
+
+def _ms_to_ts(ms: int, ts: Any) -> None:
+    seconds, millis = divmod(ms, 1000)
+    ts.seconds = seconds
+    ts.nanos = millis * 1_000_000
+
+
+class WindowState:
+    """One classroom's 10 s tumbling window."""
+
+    __slots__ = (
+        "attention",
+        "classroom_id",
+        "events",
+        "hands",
+        "lessons",
+        "observations",
+        "school_id",
+        "seen",
+        "start_ms",
+    )
+
+    def __init__(self, classroom_id: str, start_ms: int, school_id: str = "") -> None:
+        self.classroom_id = classroom_id
+        self.start_ms = start_ms
+        self.school_id = school_id
+        self.events = 0
+        self.observations = 0
+        self.hands = 0
+        self.attention = AttentionHistogram()
+        self.lessons: set[str] = set()
+        self.seen = SeenEvents()
+
+    def apply(self, event: pb.Event) -> bool:
+        """Count a validated event of this window; False for a duplicate."""
+        if not self.seen.add(event.device_id, event.seq, event.event_id):
+            return False
+        self.school_id = self.school_id or event.school_id
+        self.events += 1
+        if event.lesson_id:
+            self.lessons.add(event.lesson_id)
+        if event.WhichOneof("payload") == "observation":
+            obs = event.observation
+            self.observations += 1
+            self.attention.add(obs.attentive, obs.present)
+            for item in obs.counts:
+                if item.behavior == _HAND_RAISING:
+                    self.hands += item.count
+        return True
+
+    def points(self) -> list[ppb.MetricUpdate]:
+        """The window's metric_points: events; attention_rate and hand_raising when observed.
+
+        hand_raising is the mean HAND_RAISING count per observation (raised hands per frame): a
+        sum would count the same raised hand once per frame it stays up. The point's lesson_id is
+        the smallest lesson id among the window's events — a rule that does not depend on order.
+        """
+        lesson = min(self.lessons) if self.lessons else ""
+        values: list[tuple[str, float]] = [("events", float(self.events))]
+        rate = self.attention.rate()
+        if rate is not None:
+            values.append(("attention_rate", rate))
+        if self.observations:
+            values.append(("hand_raising", self.hands / self.observations))
+        out = []
+        for metric, value in values:
+            point = ppb.MetricUpdate(
+                school_id=self.school_id,
+                classroom_id=self.classroom_id,
+                lesson_id=lesson,
+                metric=metric,
+                value=value,
+            )
+            _ms_to_ts(self.start_ms, point.window_start)
+            _ms_to_ts(self.start_ms + WINDOW_MS, point.window_end)
+            out.append(point)
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The table value."""
+        return orjson.dumps(
+            {
+                "c": self.classroom_id,
+                "w": self.start_ms,
+                "s": self.school_id,
+                "n": self.events,
+                "o": self.observations,
+                "h": self.hands,
+                "a": self.attention.to_list(),
+                "l": sorted(self.lessons),
+                "seen": self.seen.to_obj(),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> WindowState:
+        """Inverse of :meth:`to_bytes`."""
+        obj = orjson.loads(raw)
+        state = cls(obj["c"], obj["w"], obj["s"])
+        state.events, state.observations, state.hands = obj["n"], obj["o"], obj["h"]
+        state.attention = AttentionHistogram.from_list(obj["a"])
+        state.lessons = set(obj["l"])
+        state.seen = SeenEvents.from_obj(obj["seen"])
+        return state
+
+
+class DeviceBook:
+    """The latest heartbeat of each device of one classroom, and which of them are offline."""
+
+    __slots__ = ("classroom_id", "devices", "offline")
+
+    def __init__(self, classroom_id: str) -> None:
+        self.classroom_id = classroom_id
+        # device_id → [occurred_ms, event_id, seen_ms, interval_s, battery, spool, kind, school]
+        self.devices: dict[str, list[Any]] = {}
+        self.offline: set[str] = set()  # alerted; not persisted (an alert may repeat after restart)
+
+    def apply(self, event: pb.Event) -> bool:
+        """Take a heartbeat if it is the device's latest; True when the book changed."""
+        occurred = _ms(event.occurred_at)
+        current = self.devices.get(event.device_id)
+        if current is not None and (current[0], current[1]) >= (occurred, event.event_id):
+            return False
+        hb = event.heartbeat
+        # received_at is the ingest clock, comparable with ours; a record produced straight to
+        # Kafka may lack it, then the device clock has to do.
+        seen = _ms(event.received_at) if event.HasField("received_at") else occurred
+        self.devices[event.device_id] = [
+            occurred, event.event_id, seen, hb.interval_s, hb.battery_pct, hb.spool_depth,
+            event.device_kind, event.school_id,
+        ]  # fmt: skip
+        self.offline.discard(event.device_id)
+        return True
+
+    def status(self, device_id: str, now_ms: int) -> ppb.DeviceStatus:
+        """DeviceStatus of one device as of ``now_ms`` (wall clock)."""
+        occurred, _eid, seen, interval, battery, spool, kind, school = self.devices[device_id]
+        out = ppb.DeviceStatus(
+            school_id=school,
+            classroom_id=self.classroom_id,
+            device_id=device_id,
+            device_kind=kind,
+            interval_s=interval,
+            offline=is_offline(seen, interval, now_ms),
+            battery_pct=battery,
+            spool_depth=spool,
+        )
+        _ms_to_ts(occurred, out.last_heartbeat)
+        return out
+
+    def newly_offline(self, now_ms: int) -> list[str]:
+        """Devices that went silent for 3 × interval_s since the last check (each reported once)."""
+        found = []
+        for device_id, entry in self.devices.items():
+            if device_id not in self.offline and is_offline(entry[2], entry[3], now_ms):
+                self.offline.add(device_id)
+                found.append(device_id)
+        return found
+
+    def to_bytes(self) -> bytes:
+        """The table value."""
+        return orjson.dumps({"c": self.classroom_id, "d": self.devices})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> DeviceBook:
+        """Inverse of :meth:`to_bytes`."""
+        obj = orjson.loads(raw)
+        book = cls(obj["c"])
+        book.devices = obj["d"]
+        return book

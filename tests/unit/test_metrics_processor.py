@@ -1,0 +1,200 @@
+"""The processor end to end without Kafka: order, duplicates and restarts never change a metric."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from classtrace.v1 import events_pb2 as pb
+from classtrace.v1 import pipeline_pb2 as ppb
+from stream_processors.lesson_state import summary_fingerprint
+from stream_processors.processor import Processor, ProcessorConfig, Record
+from tests.lessons import chunks, recorded_lesson
+
+
+class DictTable:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.writes = 0
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, partition: int, key: str, value: bytes | None) -> None:
+        self.writes += 1
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def iter_keys(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+
+class Sink:
+    """Outputs collected, the latest value per summary / window point (as ReplacingMergeTree keeps)."""
+
+    def __init__(self) -> None:
+        self.batches: list[ppb.MetricBatch] = []
+        self.dead: list[ppb.DeadLetter] = []
+
+    def metrics(self, key: bytes, value: bytes) -> None:
+        self.batches.append(ppb.MetricBatch.FromString(value))
+
+    def dead_letter(self, key: bytes | None, value: bytes) -> None:
+        self.dead.append(ppb.DeadLetter.FromString(value))
+
+    def final_summary(self) -> ppb.LessonSummary:
+        summaries = [s for b in self.batches for s in b.summaries]
+        latest = max(summaries, key=lambda s: s.version)
+        assert latest.final
+        return latest
+
+    def points(self) -> dict[tuple[int, str], float]:
+        latest: dict[tuple[int, str], float] = {}
+        for batch in self.batches:
+            for p in batch.points:
+                latest[(p.window_start.seconds, p.metric)] = p.value
+        return latest
+
+
+def make(tables=None, sink=None):
+    tables = tables or (DictTable(), DictTable(), DictTable())
+    sink = sink or Sink()
+    return Processor(*tables, sink, ProcessorConfig(summary_interval_s=0.0)), tables, sink
+
+
+def records(values: list[bytes], key: bytes = b"room-101") -> list[Record]:
+    return [Record("classtrace.events.v1", 0, i, key, v) for i, v in enumerate(values)]
+
+
+def run(events: list[pb.Event], size: int = 25):
+    proc, _tables, sink = make()
+    for rec in records(chunks(events, size)):
+        proc.process_records([rec])
+    proc.tick()
+    return proc, sink
+
+
+LESSON = recorded_lesson(seed=11)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    proc, sink = run(LESSON)
+    assert proc.stats.dead_letters == 0
+    return sink
+
+
+def test_reference_summary_is_plausible(reference):
+    s = reference.final_summary()
+    assert s.st_samples == 20  # 10 minutes / 30 s
+    assert len(s.st_codes) == 20 and set(s.st_codes) <= {"S", "T"}
+    assert s.teaching_mode in {"lecture", "practice", "dialogue", "mixed"}
+    assert 0.5 < s.attention_rate <= 1.0
+    assert s.participation_rate == pytest.approx(30 / 40, abs=0.2)
+    assert s.answers > 0 and 0 < s.answer_accuracy <= 1
+    assert s.teacher_id == "t-0042" and s.enrolled == 40 and s.final
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_shuffled_and_duplicated_input_gives_identical_results(reference, seed):
+    rng = random.Random(seed)
+    events = list(LESSON) + rng.sample(LESSON, len(LESSON) // 3)  # a third re-delivered
+    rng.shuffle(events)
+    _, sink = run(events, size=rng.randint(7, 60))
+    assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
+    assert sink.points() == reference.points()
+
+
+def test_restart_with_redelivery_gives_identical_results(reference):
+    values = chunks(LESSON, 20)
+    tables = (DictTable(), DictTable(), DictTable())
+    first, _, sink = make(tables)
+    for rec in records(values)[:12]:
+        first.process_records([rec])
+    # the worker dies; offsets were committed up to record 8: records 8.. come again
+    second, _, _ = make(tables, sink)
+    for rec in records(values)[8:]:
+        second.process_records([rec])
+    assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
+    assert sink.points() == reference.points()
+
+
+def test_table_writes_are_per_batch_not_per_event():
+    proc, tables, _ = make()
+    proc.process_records(records(chunks(LESSON, 100)))
+    lessons, windows, devices = tables
+    assert lessons.writes == 1
+    assert devices.writes == 1
+    assert windows.writes == len(windows.data)  # each window once
+
+
+def test_poison_is_dead_lettered_and_the_stream_goes_on(reference):
+    bad = LESSON[3].__deepcopy__()
+    bad.event_id = "not-a-uuid"
+    other_room = LESSON[4].__deepcopy__()
+    other_room.classroom_id = "room-999"
+    values = [b"\xff\x00garbage", pb.EventBatch(events=[bad, other_room]).SerializeToString()]
+    values += chunks(LESSON, 50)
+    proc, _tables, sink = make()
+    proc.process_records(records(values))
+    proc.process_records([Record("classtrace.events.v1", 0, 99, None, values[2])])
+    errors = [d.error for d in sink.dead]
+    assert len(errors) == 4
+    assert "not a EventBatch" in errors[0] or "EventBatch" in errors[0]
+    assert errors[1].startswith("event_id")
+    assert "differs from the record key" in errors[2]
+    assert "no key" in errors[3]
+    assert all(d.source == "worker" for d in sink.dead)
+    assert sink.dead[1].event_id == "not-a-uuid" and sink.dead[0].offset == 0
+    assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
+
+
+def test_device_offline_alert_once(reference):
+    clock = [0.0]
+    hb = [e for e in recorded_lesson(seed=5) if e.WhichOneof("payload") == "heartbeat"][-1]
+    now_s = hb.occurred_at.seconds
+    clock[0] = now_s
+    sink = Sink()
+    proc = Processor(DictTable(), DictTable(), DictTable(), sink, clock=lambda: clock[0])
+    proc.process_records(records([pb.EventBatch(events=[hb]).SerializeToString()]))
+    status = [d for b in sink.batches for d in b.devices]
+    assert len(status) == 1 and not status[0].offline and status[0].interval_s == 30
+    clock[0] = now_s + 90  # exactly 3 × 30 s: not yet
+    proc.tick()
+    assert sum(len(b.devices) for b in sink.batches) == 1
+    clock[0] = now_s + 91
+    proc.tick()
+    proc.tick()
+    status = [d for b in sink.batches for d in b.devices]
+    assert len(status) == 2 and status[1].offline and status[1].device_id == hb.device_id
+
+
+def test_live_summary_is_throttled_and_versions_increase():
+    clock = [time.time()]
+    sink = Sink()
+    proc = Processor(
+        DictTable(),
+        DictTable(),
+        DictTable(),
+        sink,
+        ProcessorConfig(summary_interval_s=1.0),
+        clock=lambda: clock[0],
+    )
+    values = chunks(LESSON[:-1], 10)  # without ENDED
+    for rec in records(values):
+        proc.process_records([rec])
+        clock[0] += 0.1
+    summaries = [s for b in sink.batches for s in b.summaries]
+    assert 1 <= len(summaries) <= len(values) * 0.1 + 2
+    assert proc.stats.dead_letters == 0
+    assert not any(s.final for s in summaries)
+    proc.process_records(records(chunks(LESSON[-1:], 1)))
+    summaries = [s for b in sink.batches for s in b.summaries]
+    assert summaries[-1].final  # the final one is not throttled
+    versions = [s.version for s in summaries]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
