@@ -1,0 +1,89 @@
+"""The ClickHouse table contract in Python: names and types of the columns writers fill (DESIGN §6).
+
+The migrations in ``classtrace/migrations/`` create the tables; this module lists what a writer
+(the sink's event → row flattening) needs without parsing SQL. A test compares
+:data:`EVENT_COLUMNS` with ``DESCRIBE TABLE events``, so the two cannot drift apart.
+
+Conventions of the ``events`` row: enums are stored as their short name without the proto prefix
+(``LECTURING``, not ``KIND_LECTURING``; ``CAMERA``, not ``DEVICE_KIND_CAMERA``); fields of the
+payloads an event does not carry keep their defaults ('' / 0 / empty map or array), and only
+``correct`` is Nullable (unset = not graded). ``kind`` is the name of the ``payload`` oneof field
+(:data:`EVENT_KINDS`). Timestamps are UTC ``DateTime64(3)``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DATABASE_TABLES",
+    "DATABASE_VIEWS",
+    "EVENT_COLUMNS",
+    "EVENT_COLUMN_NAMES",
+    "EVENT_INSERT_COLUMNS",
+    "EVENT_KINDS",
+    "EVENT_SERVER_COLUMNS",
+]
+
+_TS = "DateTime64(3, 'UTC')"
+_LC = "LowCardinality(String)"
+
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "UUID"),
+    ("kind", _LC),
+    ("school_id", _LC),
+    ("classroom_id", _LC),
+    ("device_id", "String"),
+    ("lesson_id", "String"),
+    ("occurred_at", _TS),
+    ("received_at", _TS),
+    ("seq", "UInt64"),
+    ("device_kind", _LC),
+    # lesson (LessonLifecycle)
+    ("lesson_phase", _LC),
+    ("teacher_id", "String"),  # also TeachingBehavior.teacher_id
+    ("subject", _LC),
+    ("grade", _LC),
+    ("enrolled", "UInt32"),
+    # teaching (TeachingBehavior)
+    ("teaching_kind", _LC),
+    ("duration_ms", "UInt32"),
+    ("confidence", "Float32"),
+    # observation (ClassObservation)
+    ("present", "UInt16"),
+    ("attentive", "UInt16"),
+    ("behavior_counts", "Map(LowCardinality(String), UInt16)"),
+    # trace (LearningTrace)
+    ("student_id", "String"),
+    ("verb", _LC),
+    ("item_id", "String"),
+    ("knowledge_points", "Array(String)"),
+    ("correct", "Nullable(Bool)"),
+    ("score", "Float32"),
+    ("latency_ms", "UInt32"),
+    ("context", _LC),
+    # heartbeat (DeviceHeartbeat)
+    ("battery_pct", "Float32"),
+    ("cpu_pct", "Float32"),
+    ("spool_depth", "UInt64"),
+    ("firmware", _LC),
+    ("interval_s", "UInt32"),
+    # filled by ClickHouse (DEFAULT now64): when the row landed
+    ("ingested_at", _TS),
+)
+"""Every column of ``events``, in table order, with its ClickHouse type."""
+
+EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
+
+EVENT_SERVER_COLUMNS: frozenset[str] = frozenset({"ingested_at"})
+"""Columns ClickHouse fills itself; writers leave them out."""
+
+EVENT_INSERT_COLUMNS: tuple[str, ...] = tuple(n for n in EVENT_COLUMN_NAMES if n not in EVENT_SERVER_COLUMNS)
+"""The column names a writer passes to ``client.insert("events", rows, column_names=...)``."""
+
+EVENT_KINDS: tuple[str, ...] = ("lesson", "teaching", "observation", "trace", "heartbeat")
+"""Values of ``events.kind``: the ``payload`` oneof field names of ``classtrace.v1.Event``."""
+
+DATABASE_TABLES: tuple[str, ...] = ("events", "lesson_summary", "metric_points", "dead_letters")
+"""The tables of DESIGN §6 (besides ``schema_migrations``)."""
+
+DATABASE_VIEWS: tuple[str, ...] = ("teacher_portrait",)
+"""The analyst views of DESIGN §6."""
