@@ -1,0 +1,217 @@
+"""The live endpoints of DESIGN §5 as Starlette routes: page ``/``, JSON snapshot, SSE stream.
+
+``live_routes()`` gives the routes plus start/stop callables, so ``classtrace up`` mounts them in
+the gateway's app (one HTTP port); ``build_app()`` wraps the same routes in a standalone app for
+``classtrace dashboard``. Endpoints::
+
+    GET /                                 the inspection page (no data; asks for a token)
+    GET /static/dashboard/…               its JS and CSS
+    GET /v1/live/classrooms               {"seq", "scope", "classrooms": [card, …]}
+    GET /v1/live/classrooms/{classroom}   one card + st_codes, series, device_list (404 outside scope)
+    GET /v1/live/stream                   SSE: "snapshot" once, then "update" with changed cards
+                                          at most every push_interval s; ": ping" comments when idle;
+                                          "revoked" (then close) when the token is revoked
+
+All ``/v1/live`` endpoints need a viewer token; a school viewer only ever receives its school.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+from prometheus_client import Gauge
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from classtrace.topics import METRICS, VIEWERS
+from sinks.dashboard.auth import authenticate, unauthorized
+from sinks.dashboard.feed import TopicTail, metrics_handler
+from sinks.dashboard.state import LiveState
+from sinks.dashboard.viewers import Viewer, ViewerRegistry
+
+__all__ = ["LiveRoutes", "LiveService", "build_app", "live_routes"]
+
+STATIC_DIR = Path(__file__).with_name("static")
+SSE_CLIENTS = Gauge("classtrace_dashboard_sse_clients", "Browsers connected to /v1/live/stream")
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+class LiveRoutes(NamedTuple):
+    """What :func:`live_routes` returns: routes to mount, and the service's start/stop."""
+
+    routes: list[BaseRoute]
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+def _sse(event: str, data: Mapping[str, Any], event_id: int | None = None) -> bytes:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class LiveService:
+    """Live classroom state fed from Kafka, and the HTTP handlers that serve it."""
+
+    def __init__(
+        self,
+        bootstrap: str | None,
+        options: Mapping[str, str] | None = None,
+        *,
+        metrics_topic: str = METRICS,
+        viewers_topic: str = VIEWERS,
+        push_interval: float = 0.5,
+        heartbeat_interval: float = 15.0,
+        state: LiveState | None = None,
+        registry: ViewerRegistry | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.options = dict(options or {})
+        self.metrics_topic = metrics_topic
+        self.viewers_topic = viewers_topic
+        self.push_interval = push_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.state = state if state is not None else LiveState()
+        self.registry = registry if registry is not None else ViewerRegistry()
+        self._feed: TopicTail | None = None
+        self._closing = False
+        self._page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Tail the viewer registry and the metrics topic from their beginnings (non-blocking)."""
+        if self.bootstrap is None:
+            return  # state and registry were given (tests, tools)
+        self.registry.follow(self.bootstrap, self.options, self.viewers_topic)
+        handle = metrics_handler(self.state)
+        self._feed = TopicTail(self.bootstrap, self.metrics_topic, handle, self.options, name="metrics")
+        self._feed.start()
+
+    def stop(self) -> None:
+        """End the SSE streams and stop the Kafka threads."""
+        self._closing = True
+        self.registry.stop()
+        if self._feed is not None:
+            self._feed.stop()
+
+    @property
+    def caught_up(self) -> bool:
+        """True once the metrics topic was read to the end it had at start."""
+        return self._feed is None or self._feed.ready.is_set()
+
+    # -- handlers ----------------------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        """The routes of DESIGN §5's live endpoints (no /healthz, /metrics: the host app has them)."""
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Mount("/static/dashboard", StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
+            Route("/v1/live/classrooms", self.snapshot, methods=["GET"]),
+            Route("/v1/live/classrooms/{classroom_id}", self.detail, methods=["GET"]),
+            Route("/v1/live/stream", self.stream, methods=["GET"]),
+        ]
+
+    async def page(self, request: Request) -> Response:
+        """The dashboard page; it carries no data, so it needs no token."""
+        return HTMLResponse(self._page, headers={"Cache-Control": "no-cache"})
+
+    async def snapshot(self, request: Request) -> Response:
+        """JSON of every classroom card the viewer may see."""
+        viewer = await authenticate(request, self.registry)
+        if viewer is None:
+            return unauthorized(request)
+        seq, cards = self.state.cards(viewer.scope)
+        body = {"seq": seq, "scope": viewer.scope, "caught_up": self.caught_up, "classrooms": cards}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    async def detail(self, request: Request) -> Response:
+        """One classroom's detail; 404 when unknown or in another school than the viewer's."""
+        viewer = await authenticate(request, self.registry)
+        if viewer is None:
+            return unauthorized(request)
+        found = self.state.detail(request.path_params["classroom_id"], viewer.scope)
+        if found is None:
+            return JSONResponse({"error": "no such classroom"}, status_code=404)
+        return Response(orjson.dumps(found), media_type="application/json")
+
+    async def stream(self, request: Request) -> Response:
+        """Server-Sent Events: a snapshot, then the cards that changed, every push_interval s."""
+        viewer = await authenticate(request, self.registry)
+        if viewer is None:
+            return unauthorized(request)
+        return StreamingResponse(
+            self._events(request, viewer), media_type="text/event-stream", headers=_SSE_HEADERS
+        )
+
+    async def _events(self, request: Request, viewer: Viewer) -> AsyncIterator[bytes]:
+        scope = viewer.scope
+        SSE_CLIENTS.inc()
+        try:
+            seq, cards = self.state.cards(scope)
+            yield b"retry: 2000\n" + _sse("snapshot", {"seq": seq, "scope": scope, "classrooms": cards}, seq)
+            last_sent = time.monotonic()
+            while not self._closing:
+                await asyncio.sleep(self.push_interval)
+                if not self.registry.is_active(viewer):
+                    yield _sse("revoked", {"error": "viewer token revoked"})
+                    return
+                seq, changed = self.state.changes_since(seq, scope)
+                if changed:
+                    yield _sse("update", {"seq": seq, "classrooms": changed}, seq)
+                    last_sent = time.monotonic()
+                elif time.monotonic() - last_sent >= self.heartbeat_interval:
+                    yield b": ping\n\n"  # keeps proxies and the browser from timing out
+                    last_sent = time.monotonic()
+                if await request.is_disconnected():
+                    return
+        finally:
+            SSE_CLIENTS.dec()
+
+
+def live_routes(
+    bootstrap: str,
+    options: Mapping[str, str],
+    **kwargs: Any,
+) -> LiveRoutes:
+    """The live endpoints for the gateway's app: ``routes, start, stop = live_routes(...)``.
+
+    Call ``start()`` in the host app's startup (returns at once; state fills in the background)
+    and ``stop()`` at shutdown. ``kwargs`` go to :class:`LiveService` (topics, intervals).
+    """
+    service = LiveService(bootstrap, options, **kwargs)
+    return LiveRoutes(service.routes(), service.start, service.stop)
+
+
+def build_app(bootstrap: str | None, options: Mapping[str, str] | None = None, **kwargs: Any) -> Starlette:
+    """The standalone dashboard app of ``classtrace dashboard``: live routes + /healthz + /metrics."""
+    service = LiveService(bootstrap, options, **kwargs)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "classrooms": len(service.state), "caught_up": service.caught_up})
+
+    async def metrics(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = Starlette(
+        routes=[Route("/healthz", healthz), Route("/metrics", metrics), *service.routes()],
+        lifespan=lifespan,
+    )
+    app.state.live = service
+    return app

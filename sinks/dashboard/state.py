@@ -1,0 +1,256 @@
+"""The live state of every classroom, built from ``MetricBatch`` records — pure, no I/O.
+
+The feed thread calls :meth:`LiveState.apply`; HTTP handlers read cards, details and "what changed
+since sequence N" for Server-Sent Events. Every change bumps a global sequence number and stamps the
+classroom with it, so each SSE client sends only the cards that changed since its last push instead
+of re-sending 2,000 classrooms. Memory is bounded: one card per classroom, one lesson per classroom
+(the latest), and at most :data:`MAX_SERIES_POINTS` points per series.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from classtrace.v1 import events_pb2, pipeline_pb2
+
+__all__ = [
+    "LOW_ATTENTION",
+    "MAX_SERIES_POINTS",
+    "SERIES_METRICS",
+    "ClassroomState",
+    "LiveState",
+    "ts_ms",
+]
+
+MAX_SERIES_POINTS = 720
+"""Per series: two hours of 10 s windows; older windows are dropped first."""
+MAX_ST_CODES = 720
+"""S-T samples kept per lesson (30 s each: six hours), a guard against a lesson never ended."""
+SERIES_METRICS = frozenset({"attention_rate", "hand_raising"})
+"""The metric_points series the detail view plots; other metrics are not kept in memory."""
+LOW_ATTENTION = 0.6
+"""Below this lesson attention rate a live lesson raises the ``low_attention`` alert."""
+
+_SUMMARY_NUMBERS = (
+    "st_rt",
+    "st_ch",
+    "attention_rate",
+    "participation_rate",
+    "answer_accuracy",
+)
+_SUMMARY_COUNTS = ("st_samples", "answers", "hand_raises", "enrolled")
+_SUMMARY_TEXTS = ("lesson_id", "teacher_id", "subject", "grade", "teaching_mode")
+
+
+def ts_ms(ts: Timestamp) -> int:
+    """Milliseconds since the epoch of a protobuf Timestamp (0 when unset)."""
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+@dataclass
+class ClassroomState:
+    """What the dashboard knows about one classroom: its latest lesson, series and devices."""
+
+    classroom_id: str
+    school_id: str = ""
+    lesson: dict[str, Any] = field(default_factory=dict)
+    lesson_version: int = -1
+    lesson_started_ms: int = 0
+    st_codes: str = ""
+    series: dict[str, dict[int, float]] = field(default_factory=dict)
+    series_lesson: str = ""
+    """The lesson the series belong to: points may arrive before that lesson's first summary."""
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seq: int = 0
+    updated_ms: int = 0
+    card: dict[str, Any] = field(default_factory=dict)
+    """Cached JSON-ready card; rebuilt only when the classroom changes."""
+
+    def build_card(self) -> dict[str, Any]:
+        """The grid card: the lesson's live metrics, offline devices and alerts."""
+        offline = sorted(d for d, s in self.devices.items() if s["offline"])
+        live = bool(self.lesson) and not self.lesson.get("final", False)
+        alerts: list[str] = []
+        if offline:
+            alerts.append("device_offline")
+        attention = self.lesson.get("attention_rate")
+        if live and attention is not None and self.lesson.get("has_attention") and attention < LOW_ATTENTION:
+            alerts.append("low_attention")
+        card: dict[str, Any] = {
+            "classroom_id": self.classroom_id,
+            "school_id": self.school_id,
+            "live": live,
+            "devices": len(self.devices),
+            "devices_offline": offline,
+            "alerts": alerts,
+            "seq": self.seq,
+            "updated_at": self.updated_ms,
+        }
+        card.update({k: v for k, v in self.lesson.items() if k != "has_attention"})
+        return card
+
+    def detail(self) -> dict[str, Any]:
+        """The card plus what the detail view plots: S-T codes, series, every device."""
+        series = self.series if self.series_lesson == self.lesson.get("lesson_id", "") else {}
+        return {
+            **self.card,
+            "st_codes": self.st_codes,
+            "series": {name: sorted(points.items()) for name, points in sorted(series.items())},
+            "device_list": [self.devices[d] for d in sorted(self.devices)],
+        }
+
+
+class LiveState:
+    """Thread-safe map classroom_id → :class:`ClassroomState`, with a change sequence."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rooms: dict[str, ClassroomState] = {}
+        self._seq = 0
+        self.records = 0
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the latest change (0 before any)."""
+        return self._seq
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    # -- writing -----------------------------------------------------------------------------
+    def apply(self, batch: pipeline_pb2.MetricBatch, now_ms: int = 0) -> set[str]:
+        """Fold one MetricBatch into the state; returns the classroom ids that changed."""
+        changed: set[str] = set()
+        with self._lock:
+            self.records += 1
+            for summary in batch.summaries:
+                if self._apply_summary(summary):
+                    changed.add(summary.classroom_id)
+            for point in batch.points:
+                if self._apply_point(point):
+                    changed.add(point.classroom_id)
+            for device in batch.devices:
+                if self._apply_device(device):
+                    changed.add(device.classroom_id)
+            if changed:
+                self._seq += 1
+                for room_id in changed:
+                    room = self._rooms[room_id]
+                    room.seq = self._seq
+                    room.updated_ms = now_ms
+                    room.card = room.build_card()
+        return changed
+
+    def _room(self, classroom_id: str, school_id: str) -> ClassroomState:
+        room = self._rooms.get(classroom_id)
+        if room is None:
+            room = self._rooms[classroom_id] = ClassroomState(classroom_id, school_id)
+        elif school_id:
+            room.school_id = school_id
+        return room
+
+    def _apply_summary(self, s: pipeline_pb2.LessonSummary) -> bool:
+        if not s.classroom_id or not s.lesson_id:
+            return False
+        room = self._room(s.classroom_id, s.school_id)
+        started = ts_ms(s.started_at)
+        if s.lesson_id != room.lesson.get("lesson_id"):
+            if started < room.lesson_started_ms:
+                return False  # a late re-emission of an older lesson: the card shows the latest
+            room.lesson_version = -1
+            room.st_codes = ""
+            if room.series_lesson != s.lesson_id:
+                room.series, room.series_lesson = {}, s.lesson_id
+        elif s.version < room.lesson_version:
+            return False  # out of date (re-emissions increase the version)
+        room.lesson_version = s.version
+        room.lesson_started_ms = started
+        lesson: dict[str, Any] = {k: getattr(s, k) for k in _SUMMARY_TEXTS}
+        lesson.update({k: round(getattr(s, k), 4) for k in _SUMMARY_NUMBERS})
+        lesson.update({k: getattr(s, k) for k in _SUMMARY_COUNTS})
+        lesson["started_at"] = started
+        lesson["ended_at"] = ts_ms(s.ended_at) if s.HasField("ended_at") else None
+        lesson["final"] = s.final
+        lesson["version"] = s.version
+        # An attention rate of 0 before any camera frame is "no data", not an alert.
+        lesson["has_attention"] = s.attention_rate > 0 or bool(room.series.get("attention_rate"))
+        room.lesson = lesson
+        room.st_codes = s.st_codes[-MAX_ST_CODES:]
+        return True
+
+    def _apply_point(self, p: pipeline_pb2.MetricUpdate) -> bool:
+        if p.metric not in SERIES_METRICS or not p.classroom_id:
+            return False
+        room = self._room(p.classroom_id, p.school_id)
+        start = ts_ms(p.window_start)
+        if p.lesson_id != room.series_lesson:
+            if start < room.lesson_started_ms:
+                return False  # a late window of an older lesson than the one on the card
+            room.series, room.series_lesson = {}, p.lesson_id
+        series = room.series.setdefault(p.metric, {})
+        if series.get(start) == p.value:
+            return False
+        series[start] = round(p.value, 4)
+        if len(series) > MAX_SERIES_POINTS:
+            for old in sorted(series)[: len(series) - MAX_SERIES_POINTS]:
+                del series[old]
+        return True
+
+    def _apply_device(self, d: pipeline_pb2.DeviceStatus) -> bool:
+        if not d.classroom_id or not d.device_id:
+            return False
+        room = self._room(d.classroom_id, d.school_id)
+        status = {
+            "device_id": d.device_id,
+            "kind": events_pb2.DeviceKind.Name(d.device_kind).removeprefix("DEVICE_KIND_").lower()
+            if d.device_kind in events_pb2.DeviceKind.values()
+            else str(d.device_kind),
+            "offline": d.offline,
+            "last_heartbeat": ts_ms(d.last_heartbeat),
+            "interval_s": d.interval_s,
+            "battery_pct": round(d.battery_pct, 1),
+            "spool_depth": d.spool_depth,
+        }
+        previous = room.devices.get(d.device_id)
+        if previous is not None and previous["last_heartbeat"] > status["last_heartbeat"]:
+            return False  # an older status arriving late
+        if previous == status:
+            return False
+        room.devices[d.device_id] = status
+        return True
+
+    # -- reading -----------------------------------------------------------------------------
+    def cards(self, school: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """``(seq, cards)`` of every classroom (of ``school`` only when given), by school and id."""
+        with self._lock:
+            rooms = _scoped(self._rooms.values(), school)
+            return self._seq, [r.card for r in sorted(rooms, key=_order)]
+
+    def changes_since(self, seq: int, school: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """``(seq, cards)`` of the classrooms that changed after ``seq`` (of ``school`` only)."""
+        with self._lock:
+            if seq >= self._seq:
+                return self._seq, []
+            rooms = [r for r in _scoped(self._rooms.values(), school) if r.seq > seq]
+            return self._seq, [r.card for r in sorted(rooms, key=_order)]
+
+    def detail(self, classroom_id: str, school: str | None = None) -> dict[str, Any] | None:
+        """One classroom's detail, or None when unknown or outside ``school``."""
+        with self._lock:
+            room = self._rooms.get(classroom_id)
+            if room is None or (school is not None and room.school_id != school):
+                return None
+            return room.detail()
+
+
+def _scoped(rooms: Iterable[ClassroomState], school: str | None) -> Iterable[ClassroomState]:
+    return rooms if school is None else (r for r in rooms if r.school_id == school)
+
+
+def _order(room: ClassroomState) -> tuple[str, str]:
+    return room.school_id, room.classroom_id

@@ -1,0 +1,38 @@
+// Page texts: zh-CN by default (the inspection staff's language), English on request.
+"use strict";
+window.I18N = {
+  zh: {
+    title: "线上巡课 · 课堂实时看板", rooms: "间教室", inLesson: "节课进行中", alerts: "项告警",
+    connecting: "连接中…", live: "实时", reconnecting: "重连中…", revoked: "令牌已失效",
+    tokenPrompt: "请输入查看令牌", enter: "进入", badToken: "令牌无效或已撤销",
+    school: "学校", subject: "学科", mode: "教学模式", all: "全部", alertsOnly: "仅看告警",
+    shown: "显示", close: "关闭", noLesson: "无课", inProgress: "上课中", ended: "已下课",
+    mode_lecture: "讲授型", mode_practice: "练习型", mode_dialogue: "对话型", mode_mixed: "混合型",
+    attention: "专注度", participation: "参与度", accuracy: "正确率", hands: "举手",
+    answers: "作答", enrolled: "应到", teacher: "教师", grade: "年级", startedAt: "开始",
+    samples: "S-T 采样", device_offline: "设备离线", low_attention: "专注度偏低",
+    stCurve: "S-T 曲线", attentionOverLesson: "专注度变化（本节课）", devices: "设备",
+    online: "在线", offline: "离线", battery: "电量", lastHeartbeat: "最近心跳",
+    minutes: "分钟", noData: "暂无数据", allSchools: "全部学校", scopeSchool: "仅限学校",
+    tAxis: "T（教师行为）", sAxis: "S（学生行为）", lang: "English",
+    subjects: { math: "数学", chinese: "语文", english: "英语", physics: "物理", chemistry: "化学",
+      biology: "生物", history: "历史", geography: "地理", politics: "道德与法治", music: "音乐",
+      art: "美术", pe: "体育", science: "科学", it: "信息技术" },
+  },
+  en: {
+    title: "Online class inspection · live classrooms", rooms: "classrooms", inLesson: "lessons live",
+    alerts: "alerts", connecting: "connecting…", live: "live", reconnecting: "reconnecting…",
+    revoked: "token revoked", tokenPrompt: "Enter your viewer token", enter: "Open",
+    badToken: "Unknown or revoked token", school: "School", subject: "Subject", mode: "Teaching mode",
+    all: "All", alertsOnly: "Alerts only", shown: "Shown", close: "Close", noLesson: "No lesson",
+    inProgress: "in lesson", ended: "ended", mode_lecture: "Lecture", mode_practice: "Practice",
+    mode_dialogue: "Dialogue", mode_mixed: "Mixed", attention: "Attention",
+    participation: "Participation", accuracy: "Accuracy", hands: "Hands", answers: "Answers",
+    enrolled: "Enrolled", teacher: "Teacher", grade: "Grade", startedAt: "Started",
+    samples: "S-T samples", device_offline: "device offline", low_attention: "low attention",
+    stCurve: "S-T curve", attentionOverLesson: "Attention over the lesson", devices: "Devices",
+    online: "online", offline: "offline", battery: "Battery", lastHeartbeat: "Last heartbeat",
+    minutes: "min", noData: "no data yet", allSchools: "all schools", scopeSchool: "school",
+    tAxis: "T (teacher)", sAxis: "S (students)", lang: "中文", subjects: {},
+  },
+};

@@ -1,0 +1,119 @@
+"""The live endpoints without Kafka: tokens, school scope, the page, the SSE event sequence."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from sinks.dashboard.app import LiveService, live_routes
+from sinks.dashboard.state import LiveState
+from sinks.dashboard.viewers import Viewer, ViewerRegistry, hash_token
+from tests.dashboard_support import batch, summary
+
+ALL, SCHOOL_A = "token-all", "token-a"
+
+
+@pytest.fixture
+def service():
+    state = LiveState()
+    state.apply(batch([summary("a1", "A"), summary("a2", "A"), summary("b1", "B")]))
+    registry = ViewerRegistry(
+        [
+            Viewer("all", "", hash_token(ALL), "now"),
+            Viewer("a", "A", hash_token(SCHOOL_A), "now"),
+            Viewer("gone", "", hash_token("revoked"), "now", revoked=True),
+        ]
+    )
+    return LiveService(None, state=state, registry=registry, push_interval=0.01, heartbeat_interval=0.03)
+
+
+@pytest.fixture
+def client(service):
+    return TestClient(Starlette(routes=service.routes()))
+
+
+@pytest.mark.parametrize("path", ["/v1/live/classrooms", "/v1/live/classrooms/a1", "/v1/live/stream"])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer revoked"}]
+)
+def test_live_endpoints_need_an_active_token(client, path, headers):
+    response = client.get(path, headers=headers)
+    assert response.status_code == 401 and "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({"headers": {"Authorization": f"Bearer {ALL}"}}, ["a1", "a2", "b1"]),
+        ({"params": {"token": SCHOOL_A}}, ["a1", "a2"]),
+    ],
+)
+def test_snapshot_is_filtered_to_the_viewers_school(client, auth, expected):
+    body = client.get("/v1/live/classrooms", **auth).json()
+    assert [c["classroom_id"] for c in body["classrooms"]] == expected
+
+
+def test_detail_outside_the_school_is_not_found(client):
+    assert client.get("/v1/live/classrooms/a1", params={"token": SCHOOL_A}).json()["st_codes"]
+    assert client.get("/v1/live/classrooms/b1", params={"token": SCHOOL_A}).status_code == 404
+    assert client.get("/v1/live/classrooms/b1", params={"token": ALL}).status_code == 200
+
+
+def test_page_is_served_as_utf8_chinese(client):
+    response = client.get("/")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "线上巡课" in response.text and 'lang="zh-CN"' in response.text
+    assert client.get("/static/dashboard/app.js").status_code == 200
+
+
+class _Request:
+    async def is_disconnected(self):
+        return False
+
+
+def _events(raw: list[bytes]) -> list[tuple[str, dict]]:
+    out = []
+    for chunk in raw:
+        fields = dict(
+            line.split(": ", 1) for line in chunk.decode().splitlines() if ": " in line and line[0] != ":"
+        )
+        out.append((fields.get("event", "comment"), orjson.loads(fields["data"]) if "data" in fields else {}))
+    return out
+
+
+def test_stream_sends_snapshot_then_scoped_updates_heartbeats_and_revocation(service):
+    async def run():
+        viewer = service.registry.lookup(SCHOOL_A)
+        gen = service._events(_Request(), viewer)
+        raw = [await anext(gen)]
+        service.state.apply(batch([summary("b1", "B", version=2)]))  # other school: not sent
+        service.state.apply(batch([summary("a2", "A", version=2, st_rt=0.95)]))
+        raw.append(await anext(gen))
+        raw.append(await anext(gen))  # nothing changed: a heartbeat comment
+        service.registry.put(Viewer("a", "A", hash_token(SCHOOL_A), "now", revoked=True))
+        raw.append(await anext(gen))
+        with pytest.raises(StopAsyncIteration):
+            await anext(gen)
+        return raw
+
+    raw = asyncio.run(run())
+    events = _events(raw)
+    assert events[0][0] == "snapshot" and [c["classroom_id"] for c in events[0][1]["classrooms"]] == [
+        "a1",
+        "a2",
+    ]
+    assert events[1][0] == "update" and [c["classroom_id"] for c in events[1][1]["classrooms"]] == ["a2"]
+    assert events[1][1]["classrooms"][0]["st_rt"] == 0.95
+    assert raw[2] == b": ping\n\n"
+    assert events[3][0] == "revoked"
+
+
+def test_live_routes_shape():
+    routes, start, stop = live_routes("127.0.0.1:1", {})
+    paths = {getattr(r, "path", "") for r in routes}
+    assert {"/", "/v1/live/classrooms", "/v1/live/stream", "/static/dashboard"} <= paths
+    assert callable(start) and callable(stop)

@@ -1,0 +1,95 @@
+"""LiveState: folding MetricBatch records into cards, details and change sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinks.dashboard.state import MAX_SERIES_POINTS, LiveState
+from tests.dashboard_support import T0, batch, device, point, summary
+
+
+def test_summary_makes_a_card_with_the_lesson_metrics():
+    state = LiveState()
+    changed = state.apply(batch([summary("r1", teaching_mode="lecture", st_rt=0.81234)]))
+    assert changed == {"r1"}
+    seq, cards = state.cards()
+    assert seq == 1
+    (card,) = cards
+    assert card["classroom_id"] == "r1" and card["school_id"] == "s1"
+    assert card["teaching_mode"] == "lecture" and card["st_rt"] == 0.8123
+    assert card["live"] is True and card["alerts"] == [] and card["started_at"] == T0 * 1000
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "shown"),
+    [
+        ({"version": 1}, {"version": 2, "st_rt": 0.9}, 0.9),  # newer version wins
+        ({"version": 5}, {"version": 4, "st_rt": 0.9}, 0.5),  # stale re-emission ignored
+        ({}, {"lesson": "older", "started": T0 - 3600, "st_rt": 0.9}, 0.5),  # older lesson ignored
+        ({}, {"lesson": "next", "started": T0 + 3600, "st_rt": 0.9}, 0.9),  # next lesson replaces
+    ],
+)
+def test_latest_lesson_and_version_win(first, second, shown):
+    state = LiveState()
+    state.apply(batch([summary("r1", **first)]))
+    state.apply(batch([summary("r1", **second)]))
+    assert state.cards()[1][0]["st_rt"] == shown
+
+
+def test_changes_since_returns_only_changed_classrooms_in_scope():
+    state = LiveState()
+    state.apply(batch([summary("a1", "A"), summary("b1", "B")]))
+    seq = state.seq
+    assert state.changes_since(seq) == (seq, [])
+    state.apply(batch([summary("b1", "B", version=2, attention_rate=0.5)]))
+    new_seq, changed = state.changes_since(seq)
+    assert new_seq == seq + 1 and [c["classroom_id"] for c in changed] == ["b1"]
+    assert state.changes_since(seq, school="A") == (new_seq, [])
+    assert [c["classroom_id"] for c in state.cards(school="A")[1]] == ["a1"]
+
+
+def test_alerts_for_offline_devices_and_low_attention():
+    state = LiveState()
+    state.apply(batch([summary("r1", attention_rate=0.4)], devices=[device("r1", "cam", offline=True)]))
+    card = state.cards()[1][0]
+    assert card["alerts"] == ["device_offline", "low_attention"] and card["devices_offline"] == ["cam"]
+    # the device comes back; an older status arriving late does not undo that
+    state.apply(batch(devices=[device("r1", "cam", heartbeat=T0 + 60)]))
+    state.apply(batch(devices=[device("r1", "cam", offline=True, heartbeat=T0 + 30)]))
+    card = state.cards()[1][0]
+    assert card["devices_offline"] == [] and card["alerts"] == ["low_attention"]
+    # an ended lesson no longer raises attention alerts
+    state.apply(batch([summary("r1", attention_rate=0.4, final=True, version=2)]))
+    assert state.cards()[1][0]["alerts"] == []
+
+
+def test_detail_has_series_st_codes_and_devices_scoped():
+    state = LiveState()
+    state.apply(
+        batch(
+            [summary("r1", "A")],
+            [point("r1", 0.9, 10, "A"), point("r1", 0.7, 0, "A")],
+            [device("r1", "cam", school="A")],
+        )
+    )
+    detail = state.detail("r1")
+    assert detail["series"]["attention_rate"] == [((T0) * 1000, 0.7), ((T0 + 10) * 1000, 0.9)]
+    assert detail["st_codes"] == "TTTTSSTTSSSTTTTSSTTT"
+    assert detail["device_list"][0]["kind"] == "camera"
+    assert state.detail("r1", school="B") is None and state.detail("nope") is None
+
+
+def test_points_of_a_new_lesson_arriving_before_its_summary_are_kept():
+    state = LiveState()
+    state.apply(batch([summary("r1")], [point("r1", 0.5, 0)]))
+    state.apply(batch(points=[point("r1", 0.9, 4000, lesson="next")]))
+    state.apply(batch([summary("r1", lesson="next", started=T0 + 4000)]))
+    assert state.detail("r1")["series"]["attention_rate"] == [((T0 + 4000) * 1000, 0.9)]
+
+
+def test_series_are_bounded_and_unknown_metrics_ignored():
+    state = LiveState()
+    state.apply(batch([summary("r1")], [point("r1", 0.5, 10 * k) for k in range(MAX_SERIES_POINTS + 50)]))
+    series = state.detail("r1")["series"]["attention_rate"]
+    assert len(series) == MAX_SERIES_POINTS and series[0][0] == (T0 + 500) * 1000
+    assert state.apply(batch(points=[point("r1", 3.0, 0, metric="events")])) == set()
