@@ -1,0 +1,182 @@
+"""The one place bytes become classtrace messages and back: protobuf, proto3 JSON, timestamps.
+
+Every failure to decode is a :class:`~classtrace.errors.DecodeError` that keeps the raw bytes
+and, for a Kafka record, topic/partition/offset: a poison record is dead-lettered as received,
+never crashes a consumer. Decoding checks form only; the rules of DESIGN §4 are
+:mod:`classtrace.validation`'s. In particular an unknown enum *name* in JSON fails here, while an
+unknown enum *number* (kept by proto3's open enums, in binary and JSON alike) decodes and is
+rejected by validation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf import message as _message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from classtrace.errors import DecodeError
+from classtrace.v1 import events_pb2 as pb
+
+__all__ = [
+    "batch_from_json",
+    "batch_to_json",
+    "datetime_to_ts",
+    "decode_batch",
+    "decode_event",
+    "decode_message",
+    "encode_batch",
+    "ms_to_ts",
+    "set_ts_now",
+    "ts_to_datetime",
+    "ts_to_ms",
+]
+
+M = TypeVar("M", bound=_message.Message)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# json_format wraps what it finds in ParseError; the rest is defence in depth for a pure-Python
+# parser fed hostile input (a leaked ValueError/TypeError must not crash the gateway).
+_JSON_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError)
+
+
+# --- protobuf bytes -------------------------------------------------------------------------------
+
+
+def _where(topic: str | None, partition: int | None, offset: int | None) -> str:
+    if topic is None and partition is None and offset is None:
+        return ""
+    return f" at topic={topic} partition={partition} offset={offset}"
+
+
+def decode_message(
+    cls: type[M],
+    raw: bytes,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> M:
+    """Parse ``raw`` as a ``cls`` message, or raise DecodeError keeping the bytes and location."""
+    data = bytes(raw)  # memoryview/bytearray from clients; also the copy the error keeps
+    try:
+        return cls.FromString(data)
+    except _message.DecodeError as exc:
+        name = cls.DESCRIPTOR.name
+        raise DecodeError(
+            f"not a {name}: {exc} ({len(data)} bytes{_where(topic, partition, offset)})",
+            raw=data,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        ) from exc
+
+
+def decode_batch(
+    raw: bytes,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> pb.EventBatch:
+    """Decode an ``EventBatch`` (a record of classtrace.events.v1, or an HTTP body).
+
+    >>> decode_batch(encode_batch([])).events
+    []
+    """
+    return decode_message(pb.EventBatch, raw, topic=topic, partition=partition, offset=offset)
+
+
+def decode_event(raw: bytes) -> pb.Event:
+    """Decode one ``Event`` (e.g. from an edge spool, which stores events one by one)."""
+    return decode_message(pb.Event, raw)
+
+
+def encode_batch(events: pb.EventBatch | Iterable[pb.Event]) -> bytes:
+    """Serialise events (or an existing batch, without copying) as ``EventBatch`` bytes."""
+    if isinstance(events, pb.EventBatch):
+        return events.SerializeToString()
+    batch = pb.EventBatch()
+    batch.events.extend(events)
+    return batch.SerializeToString()
+
+
+# --- proto3 JSON ----------------------------------------------------------------------------------
+
+
+def batch_from_json(body: bytes) -> pb.EventBatch:
+    """Parse the proto3 JSON form of an ``EventBatch``: ``{"events": [...]}``.
+
+    Field names may be snake_case or lowerCamelCase, enums names or numbers, timestamps
+    RFC 3339 strings (the proto3 JSON mapping). Unknown fields and unknown enum names are a
+    DecodeError, so a typo is reported instead of silently dropped.
+    """
+    data = bytes(body)
+    try:
+        obj: Any = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}", raw=data) from exc
+    if not isinstance(obj, dict):
+        found = type(obj).__name__
+        raise DecodeError(f'expected a JSON object {{"events": [...]}}, got {found}', raw=data)
+    batch = pb.EventBatch()
+    try:
+        json_format.ParseDict(obj, batch)
+    except _JSON_ERRORS as exc:
+        raise DecodeError(f"not an EventBatch in proto3 JSON: {exc}", raw=data) from exc
+    return batch
+
+
+def batch_to_json(batch: pb.EventBatch, *, proto_field_names: bool = True) -> bytes:
+    """Serialise an ``EventBatch`` as proto3 JSON bytes.
+
+    snake_case names by default (the names of DESIGN §4 and of the ClickHouse columns); every
+    proto3 JSON parser accepts them as well as lowerCamelCase.
+    """
+    obj = json_format.MessageToDict(batch, preserving_proto_field_name=proto_field_names)
+    return orjson.dumps(obj)
+
+
+# --- timestamps -----------------------------------------------------------------------------------
+
+
+def ts_to_ms(ts: Timestamp) -> int:
+    """Epoch milliseconds of a Timestamp (floor), the unit of ClickHouse DateTime64(3)."""
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+def ms_to_ts(ms: int, ts: Timestamp | None = None) -> Timestamp:
+    """Set ``ts`` (or a new Timestamp) to epoch milliseconds ``ms`` and return it."""
+    out = Timestamp() if ts is None else ts
+    seconds, millis = divmod(ms, 1000)  # floor division keeps nanos ≥ 0 before 1970
+    out.seconds = seconds
+    out.nanos = millis * 1_000_000
+    return out
+
+
+def set_ts_now(ts: Timestamp, now_ns: int | None = None) -> None:
+    """Stamp ``ts`` with the current time (or ``now_ns`` epoch nanoseconds), e.g. received_at."""
+    seconds, nanos = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+    ts.seconds = seconds
+    ts.nanos = nanos
+
+
+def ts_to_datetime(ts: Timestamp) -> datetime:
+    """A UTC-aware datetime (microsecond precision) of a Timestamp."""
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+
+
+def datetime_to_ts(dt: datetime, ts: Timestamp | None = None) -> Timestamp:
+    """Set ``ts`` (or a new Timestamp) to an aware datetime; naive ones are refused (no zone)."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: event time needs a timezone (use UTC)")
+    out = Timestamp() if ts is None else ts
+    delta = dt - _EPOCH
+    out.seconds = delta.days * 86_400 + delta.seconds
+    out.nanos = delta.microseconds * 1000
+    return out

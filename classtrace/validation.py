@@ -1,0 +1,366 @@
+"""The event rules of DESIGN §4, shared by every entry point (SDK, gateway, Kafka consumers).
+
+One implementation, so an event the edge accepts is never rejected downstream for a different
+reason. It runs on the hot path (hundreds of thousands of events/s): patterns are precompiled,
+ids already seen valid are memoised, the cheap checks come first, nothing is built for a valid
+event (messages only for a rejected one), and each field is read once — with upb, reading a
+field costs more than checking it.
+
+A rejection is a :class:`~classtrace.errors.ValidationError` whose ``field`` is the dotted path of
+the offending field and whose ``reason`` says what was expected and what was found; it travels
+with the event to the dead-letter topic. Reasons never echo a ``student_id``: a value that is not
+a pseudonym may be a raw student identifier, which must not reach logs or ``dead_letters``.
+
+Rules beyond DESIGN §4's list, decided here: ``lesson_id`` is required on lesson lifecycle
+events; ``teacher_id`` on PHASE_STARTED; ``item_id`` on VERB_ANSWERED (answer accuracy is per
+item); the nil UUID is refused as an event id (a producer stuck on it would collapse every event
+into one); a behaviour may appear once per observation. ``received_at`` is not checked: a device's
+value is ignored and overwritten at ingest. ``seq`` is not checked (ordering is the consumers').
+``trace.knowledge_points`` are free text and not checked (see ``_check_trace``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+
+from classtrace.errors import ValidationError
+from classtrace.ids import NIL_UUID, PSEUDONYM_PATTERN, UUID_PATTERN
+from classtrace.v1 import events_pb2 as pb
+
+__all__ = [
+    "ID_PATTERN",
+    "MAX_AGE",
+    "MAX_BATCH_EVENTS",
+    "MAX_DURATION_MS",
+    "MAX_FUTURE",
+    "MAX_HEARTBEAT_INTERVAL_S",
+    "MAX_PRESENT",
+    "MAX_TEXT",
+    "check_batch_size",
+    "check_event",
+    "split_events",
+    "validate_event",
+]
+
+MAX_FUTURE = timedelta(seconds=300)  # device clocks drift; beyond this the clock is wrong
+MAX_AGE = timedelta(days=7)  # older spool contents are lost, not late
+MAX_PRESENT = 500  # students in one frame / enrolled in one lesson
+MAX_BATCH_EVENTS = 1000  # per EventBatch, per HTTP request and per Kafka record
+MAX_DURATION_MS = 4 * 3600 * 1000  # a teaching segment longer than 4 h is a recogniser fault
+MAX_HEARTBEAT_INTERVAL_S = 86_400
+MAX_TEXT = 64  # free-text fields of rare events (subject, grade, firmware)
+ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+
+_ID_MATCH = re.compile(ID_PATTERN).fullmatch
+_UUID_MATCH = re.compile(UUID_PATTERN).fullmatch
+_PSEUDONYM_MATCH = re.compile(PSEUDONYM_PATTERN).fullmatch
+_ID_RULE = "1–64 characters of [A-Za-z0-9_.:-]"
+_MAX_FUTURE_S = MAX_FUTURE.total_seconds()
+_MAX_AGE_S = MAX_AGE.total_seconds()
+_MIN_DELTA = -_MAX_AGE_S
+_INF = math.inf
+_MAX_NANOS = 999_999_999
+_PSEUDONYM_RULE = (
+    "must be a pseudonym 'ps_' + 32 lowercase hex (computed on the device); "
+    "raw student identifiers are not accepted"
+)
+
+
+def _known(enum: Iterable[tuple[str, int]], *, allow_zero: bool = False) -> frozenset[int]:
+    return frozenset(n for _, n in enum if n or allow_zero)
+
+
+_DEVICE_KINDS = _known(pb.DeviceKind.items())
+_PHASES = _known(pb.LessonLifecycle.Phase.items())
+_KINDS = _known(pb.TeachingBehavior.Kind.items())
+_BEHAVIORS = _known(pb.ClassObservation.Behavior.items())
+_VERBS = _known(pb.LearningTrace.Verb.items())
+_CONTEXTS = _known(pb.LearningTrace.Context.items(), allow_zero=True)  # context is optional
+_STARTED = pb.LessonLifecycle.PHASE_STARTED
+_ANSWERED = pb.LearningTrace.VERB_ANSWERED
+
+
+# --- messages (built only for a rejected event) -------------------------------------------------
+
+
+def _show(value: str) -> str:
+    """repr() of a value, cut short: a reason must stay readable and bounded."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def _bad_id(field: str, value: str) -> ValidationError:
+    if not value:
+        return ValidationError(field, f"must be set ({_ID_RULE})")
+    return ValidationError(field, f"must be {_ID_RULE}, got {_show(value)}")
+
+
+def _bad_enum(field: str, value: int, zero_name: str) -> ValidationError:
+    if value == 0:
+        return ValidationError(field, f"must be set (got {zero_name})")
+    return ValidationError(field, f"unknown enum value {value}")
+
+
+def _too_long(field: str, value: str) -> ValidationError:
+    return ValidationError(field, f"must be at most {MAX_TEXT} characters, got {len(value)}")
+
+
+def _out_of_range(field: str, value: float, low: float, high: float) -> ValidationError:
+    return ValidationError(field, f"must be in [{low:g}, {high:g}], got {value:g}")
+
+
+def _ts_text(seconds: int, nanos: int) -> str:
+    try:
+        when = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} s since the epoch"
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- ids: a bounded memo of strings already found valid ----------------------------------------
+# School, classroom, device, lesson, teacher and item ids repeat across millions of events; a set
+# lookup (~20 ns) replaces a regex call (~200 ns). Only valid strings are remembered and the set
+# is emptied when full, so hostile input cannot grow it; set operations are atomic, so threads
+# may share it. The memo changes cost, never an answer.
+_MEMO_MAX = 1 << 16
+_OK_IDS: set[str] = set()
+_OK_PSEUDONYMS: set[str] = set()
+
+
+def _learn(memo: set[str], match: Callable[[str], re.Match[str] | None], value: str) -> bool:
+    if match(value) is None:
+        return False
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo.add(value)
+    return True
+
+
+def _id_ok(value: str) -> bool:
+    """Whether ``value`` follows the id rule (memoised)."""
+    return value in _OK_IDS or _learn(_OK_IDS, _ID_MATCH, value)
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+
+def _check_envelope(event: pb.Event, now_s: float) -> str:
+    """Check the fields every event has; return the name of its payload (``""`` if none)."""
+    # Inlined membership tests: this runs for every event, and a call costs as much as a lookup.
+    eid = event.event_id
+    if _UUID_MATCH(eid) is None or eid == NIL_UUID:
+        raise _bad_event_id(eid)
+    value = event.school_id
+    if value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
+        raise _bad_id("school_id", value)
+    value = event.classroom_id
+    if value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
+        raise _bad_id("classroom_id", value)
+    value = event.device_id
+    if value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
+        raise _bad_id("device_id", value)
+    value = event.lesson_id
+    if value and value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
+        raise _bad_id("lesson_id", value)
+    kind = event.device_kind
+    if kind not in _DEVICE_KINDS:
+        raise _bad_enum("device_kind", kind, "DEVICE_KIND_UNSPECIFIED")
+    # An unset occurred_at reads as 1970 and fails the window: HasField only on the error path.
+    ts = event.occurred_at
+    seconds, nanos = ts.seconds, ts.nanos
+    delta = seconds + nanos * 1e-9 - now_s
+    if not _MIN_DELTA <= delta <= _MAX_FUTURE_S or not 0 <= nanos <= _MAX_NANOS:
+        raise _bad_occurred_at(event, delta)
+    return event.WhichOneof("payload") or ""
+
+
+def _bad_event_id(eid: str) -> ValidationError:
+    if eid == NIL_UUID:
+        return ValidationError("event_id", "the nil UUID is not a usable idempotency key")
+    return ValidationError("event_id", f"must be a UUID, got {_show(eid)}")
+
+
+def _bad_occurred_at(event: pb.Event, delta: float) -> ValidationError:
+    if not event.HasField("occurred_at"):
+        return ValidationError("occurred_at", "must be set (the device clock's time of the event)")
+    seconds, nanos = event.occurred_at.seconds, event.occurred_at.nanos
+    if not 0 <= nanos <= _MAX_NANOS:
+        return ValidationError("occurred_at", f"nanos must be in [0, {_MAX_NANOS}], got {nanos}")
+    if delta > 0:
+        return ValidationError(
+            "occurred_at",
+            f"{_ts_text(seconds, nanos)} is {math.ceil(delta)} s in the future of the receiver "
+            f"clock (limit {_MAX_FUTURE_S:.0f} s)",
+        )
+    return ValidationError(
+        "occurred_at",
+        f"{_ts_text(seconds, nanos)} is older than {MAX_AGE.days} days "
+        f"({-delta / 86_400:.1f} days before the receiver clock)",
+    )
+
+
+def _check_lesson(event: pb.Event) -> None:
+    lesson = event.lesson
+    if not event.lesson_id:
+        raise ValidationError("lesson_id", "must be set on a lesson lifecycle event")
+    phase = lesson.phase
+    if phase not in _PHASES:
+        raise _bad_enum("lesson.phase", phase, "PHASE_UNSPECIFIED")
+    teacher_id = lesson.teacher_id
+    if teacher_id:
+        if not _id_ok(teacher_id):
+            raise _bad_id("lesson.teacher_id", teacher_id)
+    elif phase == _STARTED:
+        raise ValidationError("lesson.teacher_id", f"must be set when a lesson starts ({_ID_RULE})")
+    if len(lesson.subject) > MAX_TEXT:
+        raise _too_long("lesson.subject", lesson.subject)
+    if len(lesson.grade) > MAX_TEXT:
+        raise _too_long("lesson.grade", lesson.grade)
+    if lesson.enrolled > MAX_PRESENT:
+        raise ValidationError("lesson.enrolled", f"{lesson.enrolled} exceeds {MAX_PRESENT}")
+
+
+def _check_teaching(event: pb.Event) -> None:
+    teaching = event.teaching
+    if teaching.kind not in _KINDS:
+        raise _bad_enum("teaching.kind", teaching.kind, "KIND_UNSPECIFIED")
+    teacher_id = teaching.teacher_id
+    if teacher_id and teacher_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, teacher_id):
+        raise _bad_id("teaching.teacher_id", teacher_id)
+    duration = teaching.duration_ms
+    if not 0 < duration <= MAX_DURATION_MS:
+        raise ValidationError(
+            "teaching.duration_ms", f"must be in (0, {MAX_DURATION_MS}] (4 h), got {duration}"
+        )
+    confidence = teaching.confidence
+    if not 0.0 <= confidence <= 1.0:  # also refuses NaN
+        raise _out_of_range("teaching.confidence", confidence, 0, 1)
+
+
+def _check_observation(event: pb.Event) -> None:
+    obs = event.observation
+    present = obs.present
+    if present > MAX_PRESENT:
+        raise ValidationError("observation.present", f"{present} exceeds {MAX_PRESENT}")
+    if obs.attentive > present:
+        raise ValidationError("observation.attentive", f"{obs.attentive} exceeds present {present}")
+    seen = 0  # bit set of behaviours already counted: no per-event set
+    for i, item in enumerate(obs.counts):
+        behavior = item.behavior
+        if behavior not in _BEHAVIORS:
+            raise _bad_enum(f"observation.counts[{i}].behavior", behavior, "BEHAVIOR_UNSPECIFIED")
+        if item.count > present:
+            raise ValidationError(f"observation.counts[{i}].count", f"{item.count} exceeds present {present}")
+        bit = 1 << behavior
+        if seen & bit:
+            name = pb.ClassObservation.Behavior.Name(behavior)
+            raise ValidationError(f"observation.counts[{i}].behavior", f"{name} is counted twice")
+        seen |= bit
+
+
+def _check_trace(event: pb.Event) -> None:
+    trace = event.trace  # the hottest payload (every student answer): lookups inlined
+    student_id = trace.student_id
+    if student_id not in _OK_PSEUDONYMS and not _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, student_id):
+        raise ValidationError("trace.student_id", _PSEUDONYM_RULE)  # never echo the value
+    verb = trace.verb
+    if verb not in _VERBS:
+        raise _bad_enum("trace.verb", verb, "VERB_UNSPECIFIED")
+    item_id = trace.item_id
+    if item_id:
+        if item_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, item_id):
+            raise _bad_id("trace.item_id", item_id)
+    elif verb == _ANSWERED:
+        raise ValidationError("trace.item_id", f"must be set for VERB_ANSWERED ({_ID_RULE})")
+    if trace.context not in _CONTEXTS:
+        raise ValidationError("trace.context", f"unknown enum value {trace.context}")
+    if not 0.0 <= trace.score < _INF:
+        raise ValidationError("trace.score", f"must be a finite number ≥ 0, got {trace.score:g}")
+    # knowledge_points are free text and not checked: reading a repeated field costs more than
+    # all the other trace rules together, and the gateway's 1 MiB body limit bounds them.
+
+
+def _check_heartbeat(event: pb.Event) -> None:
+    hb = event.heartbeat
+    if not 0 < hb.interval_s <= MAX_HEARTBEAT_INTERVAL_S:
+        raise ValidationError(
+            "heartbeat.interval_s",
+            f"must be in (0, {MAX_HEARTBEAT_INTERVAL_S}] seconds, got {hb.interval_s}",
+        )
+    if not 0.0 <= hb.battery_pct <= 100.0:
+        raise _out_of_range("heartbeat.battery_pct", hb.battery_pct, 0, 100)
+    if not 0.0 <= hb.cpu_pct <= 100.0:
+        raise _out_of_range("heartbeat.cpu_pct", hb.cpu_pct, 0, 100)
+    if len(hb.firmware) > MAX_TEXT:
+        raise _too_long("heartbeat.firmware", hb.firmware)
+
+
+_NO_PAYLOAD = "exactly one payload is required (lesson, teaching, observation, trace or heartbeat), got none"
+
+
+def _no_payload(event: pb.Event) -> None:
+    raise ValidationError("payload", _NO_PAYLOAD)
+
+
+_PAYLOAD_CHECKS: dict[str, Callable[[pb.Event], None]] = {
+    "lesson": _check_lesson,
+    "teaching": _check_teaching,
+    "observation": _check_observation,
+    "trace": _check_trace,
+    "heartbeat": _check_heartbeat,
+    "": _no_payload,
+}
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+
+def _now_seconds(now: datetime | float) -> float:
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware: a naive datetime has no event time")
+        return now.timestamp()
+    return float(now)
+
+
+def validate_event(event: pb.Event, now: datetime | float) -> None:
+    """Raise ValidationError(field, reason) at the first rule ``event`` breaks.
+
+    ``now`` is the receiver's clock (aware datetime or epoch seconds; seconds are cheaper) that
+    ``occurred_at`` is judged against. Envelope rules come first, then the payload's.
+    """
+    _PAYLOAD_CHECKS[_check_envelope(event, now if now.__class__ is float else _now_seconds(now))](event)
+
+
+def check_event(event: pb.Event, now: datetime | float) -> ValidationError | None:
+    """Like :func:`validate_event`, but return the error (or None): for ok/error splits."""
+    try:
+        validate_event(event, now)
+    except ValidationError as exc:
+        return exc
+    return None
+
+
+def split_events(
+    events: Iterable[pb.Event], now: datetime | float
+) -> tuple[list[pb.Event], list[tuple[int, pb.Event, ValidationError]]]:
+    """Split events into the valid ones and ``(index, event, error)`` for each rejected one."""
+    now_s = _now_seconds(now)
+    ok: list[pb.Event] = []
+    rejected: list[tuple[int, pb.Event, ValidationError]] = []
+    for i, event in enumerate(events):
+        try:
+            validate_event(event, now_s)
+        except ValidationError as exc:
+            rejected.append((i, event, exc))
+        else:
+            ok.append(event)
+    return ok, rejected
+
+
+def check_batch_size(n_events: int) -> None:
+    """Raise ValidationError when a batch holds more than MAX_BATCH_EVENTS events (HTTP 413)."""
+    if n_events > MAX_BATCH_EVENTS:
+        raise ValidationError("events", f"{n_events} events exceed the limit of {MAX_BATCH_EVENTS} per batch")
