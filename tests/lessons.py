@@ -42,7 +42,7 @@ def recorded_lesson(
 ) -> list[pb.Event]:
     """The events of one lesson (and its devices' heartbeats), sorted by occurred_at."""
     rng = random.Random(seed)
-    start = start_ms if start_ms is not None else (int(time.time()) - 3600) * 1000
+    start = start_ms if start_ms is not None else (int(time.time()) - 900) * 1000
     end = start + minutes * 60_000
     events: list[pb.Event] = []
 

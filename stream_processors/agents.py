@@ -1,0 +1,66 @@
+"""The worker's agent and timer: thin glue between Faust's stream and the processor.
+
+One agent reads classtrace.events.v1 in batches (``take_events``: at most ``max_batch_records``
+records or ``flush_interval_s`` of waiting), hands them to the processor synchronously, and Faust
+acknowledges them after the batch returns — so offsets are committed only for records whose
+state is already on its way to the changelog. Nothing raises out of the agent: a Faust agent
+that raises hangs the worker (FIELD-NOTES); the processor dead-letters and logs instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from stream_processors.app import FaustTable, TopicOutputs, WorkerConfig, build_app
+from stream_processors.processor import Processor, ProcessorConfig, Record
+
+__all__ = ["create_worker_app"]
+
+logger = logging.getLogger(__name__)
+
+_TICK_S = 0.5
+
+
+def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
+    """The Faust app with its agent, timer and rebalance hook wired to a fresh Processor."""
+    app = build_app(config)
+    topics = app.classtrace_topics  # type: ignore[attr-defined]
+    tables = app.classtrace_tables  # type: ignore[attr-defined]
+    processor = Processor(
+        FaustTable(tables["lessons"]),
+        FaustTable(tables["windows"]),
+        FaustTable(tables["devices"]),
+        TopicOutputs(topics["metrics"], topics["dead_letters"]),
+        ProcessorConfig(
+            summary_interval_s=config.summary_interval_s, window_retention_s=config.window_retention_s
+        ),
+    )
+
+    async def process(stream: Any) -> None:
+        async for events in stream.take_events(config.max_batch_records, within=config.flush_interval_s):
+            processor.process_records(
+                [
+                    Record(
+                        e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
+                    )
+                    for e in events
+                ]
+            )
+
+    app.agent(topics["events"], name="classtrace-metrics")(process)
+
+    async def tick() -> None:
+        processor.tick()
+
+    app.timer(_TICK_S, name="classtrace-tick")(tick)
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # The revoked partitions' values may change on another worker: re-read them from the
+        # tables when they come back instead of trusting this worker's objects.
+        processor.forget()
+
+    app.on_partitions_revoked.connect(on_revoked)
+    return app, processor
