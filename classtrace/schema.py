@@ -2,7 +2,7 @@
 
 The migrations in ``classtrace/migrations/`` create the tables; this module lists what a writer
 (the sink's event → row flattening) needs without parsing SQL. A test compares
-:data:`EVENT_COLUMNS` with ``DESCRIBE TABLE events``, so the two cannot drift apart.
+:data:`TABLE_COLUMNS` with ``DESCRIBE TABLE`` of each table, so the two cannot drift apart.
 
 Conventions of the ``events`` row: enums are stored as their short name without the proto prefix
 (``LECTURING``, not ``KIND_LECTURING``; ``CAMERA``, not ``DEVICE_KIND_CAMERA``); fields of the
@@ -16,11 +16,15 @@ from __future__ import annotations
 __all__ = [
     "DATABASE_TABLES",
     "DATABASE_VIEWS",
+    "DEAD_LETTER_COLUMNS",
     "EVENT_COLUMNS",
     "EVENT_COLUMN_NAMES",
     "EVENT_INSERT_COLUMNS",
     "EVENT_KINDS",
     "EVENT_SERVER_COLUMNS",
+    "LESSON_SUMMARY_COLUMNS",
+    "METRIC_POINT_COLUMNS",
+    "TABLE_COLUMNS",
 ]
 
 _TS = "DateTime64(3, 'UTC')"
@@ -82,7 +86,65 @@ EVENT_INSERT_COLUMNS: tuple[str, ...] = tuple(n for n in EVENT_COLUMN_NAMES if n
 EVENT_KINDS: tuple[str, ...] = ("lesson", "teaching", "observation", "trace", "heartbeat")
 """Values of ``events.kind``: the ``payload`` oneof field names of ``classtrace.v1.Event``."""
 
-DATABASE_TABLES: tuple[str, ...] = ("events", "lesson_summary", "metric_points", "dead_letters")
+LESSON_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("lesson_id", "String"),
+    ("school_id", _LC),
+    ("classroom_id", _LC),
+    ("teacher_id", "String"),
+    ("subject", _LC),
+    ("grade", _LC),
+    ("started_at", _TS),
+    ("ended_at", f"Nullable({_TS})"),  # NULL while the lesson runs
+    ("st_samples", "UInt32"),
+    ("st_rt", "Float64"),
+    ("st_ch", "Float64"),
+    ("st_codes", "String"),
+    ("teaching_mode", _LC),
+    ("attention_rate", "Nullable(Float64)"),  # NULL without observations
+    ("participation_rate", "Nullable(Float64)"),  # NULL when enrolled = 0
+    ("answers", "UInt32"),
+    ("answer_accuracy", "Nullable(Float64)"),  # NULL when answers = 0
+    ("hand_raises", "UInt32"),
+    ("enrolled", "UInt32"),
+    ("computed_at", _TS),
+    ("final", "Bool"),
+    ("version", "UInt64"),  # ReplacingMergeTree version: the highest per lesson wins
+)
+"""Every column of ``lesson_summary`` (one row per lesson, latest ``version`` wins)."""
+
+METRIC_POINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("window_start", _TS),
+    ("window_end", _TS),
+    ("school_id", _LC),
+    ("classroom_id", _LC),
+    ("lesson_id", "String"),
+    ("metric", _LC),
+    ("value", "Float64"),
+)
+"""Every column of ``metric_points`` (a re-emitted window point replaces the earlier one)."""
+
+DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("received_at", _TS),
+    ("source", _LC),
+    ("error", "String"),
+    ("raw", "String"),  # the raw bytes as received
+    ("event_id", "String"),
+    ("topic", _LC),
+    ("partition", "Int32"),  # -1 when not from Kafka
+    ("offset", "Int64"),  # -1 when not from Kafka
+    ("school_id", _LC),
+)
+"""Every column of ``dead_letters``."""
+
+TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "events": EVENT_COLUMNS,
+    "lesson_summary": LESSON_SUMMARY_COLUMNS,
+    "metric_points": METRIC_POINT_COLUMNS,
+    "dead_letters": DEAD_LETTER_COLUMNS,
+}
+"""Column names and types of each table of DESIGN §6, in table order (checked against DESCRIBE)."""
+
+DATABASE_TABLES: tuple[str, ...] = tuple(TABLE_COLUMNS)
 """The tables of DESIGN §6 (besides ``schema_migrations``)."""
 
 DATABASE_VIEWS: tuple[str, ...] = ("teacher_portrait",)

@@ -16,13 +16,19 @@ from classtrace.migrate import (
     load_migrations,
     quote_identifier,
 )
-from classtrace.schema import DATABASE_TABLES, DATABASE_VIEWS, EVENT_COLUMNS, EVENT_INSERT_COLUMNS
+from classtrace.schema import (
+    DATABASE_TABLES,
+    DATABASE_VIEWS,
+    EVENT_COLUMNS,
+    EVENT_INSERT_COLUMNS,
+    TABLE_COLUMNS,
+)
 from tests.fixtures.clickhouse import random_database
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-_DEFAULTS = {"String": "", "UUID": None, "Array(String)": [], "Nullable(Bool)": None}
+_DEFAULTS: dict[str, object] = {"String": "", "UUID": None, "Array(String)": [], "Nullable(Bool)": None}
 
 
 def event_row(**values):
@@ -144,9 +150,12 @@ def test_tables_and_columns_of_design_section_6(ch_db):
     assert all(comment for _kind, comment in events.values())
 
 
-def test_event_columns_match_describe(ch_db):
-    described = ch_db.client.query("DESCRIBE TABLE events").result_rows
-    assert tuple((row[0], row[1]) for row in described) == EVENT_COLUMNS
+@pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
+def test_python_column_lists_match_describe(ch_db, table):
+    described = ch_db.client.query(f"DESCRIBE TABLE {table}").result_rows
+    assert tuple((row[0], row[1]) for row in described) == TABLE_COLUMNS[table]
+    if table == "events":
+        assert TABLE_COLUMNS[table] == EVENT_COLUMNS
 
 
 def test_redelivered_events_collapse_with_final(ch_db):
