@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "migrate",
         help="create or upgrade the ClickHouse schema (idempotent)",
-        description=__doc__,
+        description="Apply the numbered ClickHouse migrations the database lacks and print what was "
+        "applied. Works against a server, the embedded chDB, or a running `classtrace up`; safe to "
+        "run any number of times.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

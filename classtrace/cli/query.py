@@ -20,6 +20,19 @@ from classtrace.settings import Settings
 
 __all__ = ["register", "returns_rows", "run"]
 
+_DESCRIPTION = """Run one SQL statement on the configured ClickHouse and print the result.
+
+Works against a ClickHouse server (--clickhouse-url), the embedded chDB of the data dir (the
+schema is created on a fresh one), and a running `classtrace up` on the same data dir (through
+its HTTP endpoint, found in the data dir's runtime file).
+
+  table  an aligned table (default)
+  csv    CSV with a header line
+  json   one JSON object per row, like ClickHouse's JSONEachRow
+
+SQL ending with its own FORMAT clause is printed exactly as ClickHouse returns it.
+Example: classtrace query "SELECT kind, count() FROM events FINAL GROUP BY kind"
+"""
 _COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _ROW_KEYWORDS = frozenset(
     {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "VALUES", "FROM"}
@@ -32,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "query",
         help="run SQL on the configured ClickHouse (embedded, server, or a running `classtrace up`)",
-        description=__doc__,
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
