@@ -10,6 +10,10 @@ Tansu keeps its log in memory, so the embedded stack also keeps every registrati
 in ``<data dir>/devices.jsonl`` (hashes only, mode 0600); :func:`restore_registry` publishes them
 again when ``classtrace up`` starts, and a restarted stack accepts the tokens it issued before
 (DESIGN §2). With a production Kafka the topic alone is the durable record.
+
+Readers know they have the whole registry when librdkafka reports the partition's end
+(``enable.partition.eof``), not when they reach the high watermark: Tansu reports the watermark as
+the last batch's *base* offset + 1, short of the end when that batch holds several records.
 """
 
 from __future__ import annotations
@@ -156,26 +160,29 @@ def read_registrations(
 ) -> dict[str, ppb.DeviceRegistration]:
     """The current registry: the latest registration per device, read from the start of ``topic``."""
     consumer = make_consumer(
-        bootstrap, f"classtrace-devices-{uuid.uuid4().hex[:8]}", options, **{"enable.auto.commit": False}
+        bootstrap,
+        f"classtrace-devices-{uuid.uuid4().hex[:8]}",
+        options,
+        **{"enable.auto.commit": False, "enable.partition.eof": True},
     )
     latest: dict[str, ppb.DeviceRegistration] = {}
     try:
-        tp = TopicPartition(topic, 0)
-        _low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
         if high <= 0:
             return latest
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         deadline = time.monotonic() + timeout
-        position = 0
-        while position < high:
+        while True:
             if time.monotonic() > deadline:
                 raise RegistryError(f"timed out reading {topic} on {bootstrap}")
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
-            if msg.error() is not None:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break  # see the module docstring: the end, not the watermark
                 continue
-            position = (msg.offset() or 0) + 1
             apply_record(latest, msg.key(), msg.value())
     except RegistryError:
         raise

@@ -74,6 +74,8 @@ class EdgeProducer:
 
     ``spool`` is a :class:`~producers.spool.base.Spool` or the path of a SQLite spool file
     (``capacity`` and ``durable`` then apply, see :mod:`producers.spool.sqlite`).
+    ``background`` starts a sender thread; without it, call :meth:`flush` or :meth:`drain_once`.
+    ``drain_events`` bounds one drain (it is packed into records of ≤ 1000 events).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class EdgeProducer:
         background: bool = True,
         owns_transport: bool = True,
         backoff: Backoff | None = None,
+        drain_events: int = 5000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.school_id = school_id
@@ -104,7 +107,9 @@ class EdgeProducer:
         self._clock = clock
         self._seqs = self.spool.last_seqs()
         self._append_lock = threading.Lock()
-        self._sender = Sender(self.spool, transport, school_id, backoff=backoff)
+        self._sender = Sender(
+            self.spool, transport, school_id, backoff=backoff, max_events_per_drain=drain_events
+        )
         if background:
             self._sender.start()
 
@@ -206,6 +211,14 @@ class EdgeProducer:
         hb.firmware = firmware
         hb.spool_depth = self.spool.depth
         return self.send(ev)
+
+    def drain_once(self) -> int:
+        """Send the oldest spooled events once (at most ``drain_events``); events acknowledged.
+
+        No retry: a failure raises :class:`~producers.errors.TransportError` after what did
+        succeed was removed from the spool. For callers that pace sending themselves.
+        """
+        return self._sender.drain_once()
 
     def flush(self, timeout: float | None = 30.0) -> int:
         """Send everything spooled now, retrying with backoff; events acknowledged.

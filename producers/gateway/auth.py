@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from classtrace.kafka import Consumer, TopicPartition, make_consumer
+from classtrace.kafka import Consumer, KafkaError, TopicPartition, make_consumer
 from classtrace.topics import DEVICES
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -138,22 +138,26 @@ class DeviceDirectory:
             self.bootstrap,
             f"classtrace-gateway-{uuid.uuid4().hex[:8]}",  # never joined: assign() only
             self.options,
-            **{"enable.auto.commit": False, "fetch.wait.max.ms": 100, "fetch.error.backoff.ms": 100},
+            **{
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,  # "caught up" = the end (see producers.registry)
+                "fetch.wait.max.ms": 100,
+                "fetch.error.backoff.ms": 100,
+            },
         )
         try:
-            high = self._initial_end(consumer)
-            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-            position = 0
-            if high <= 0:
+            if self._initial_end(consumer) <= 0:
                 self._mark_ready(0)
+            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
             while not self._stop.is_set():
                 msg = consumer.poll(self.poll_interval)
-                if msg is None or msg.error() is not None:
+                if msg is None:
                     continue
-                position = (msg.offset() or 0) + 1
-                self._apply(msg.key(), msg.value())
-                if not self._ready.is_set() and position >= high:
-                    self._mark_ready(position)
+                error = msg.error()
+                if error is None:
+                    self._apply(msg.key(), msg.value())
+                elif error.code() == KafkaError._PARTITION_EOF and not self._ready.is_set():
+                    self._mark_ready(msg.offset() or 0)
         finally:
             consumer.close()
 
