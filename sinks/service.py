@@ -113,6 +113,7 @@ class SinkService:
         self._failure: BaseException | None = None
         self._abandoned = False
         self._last_lag = 0.0
+        self._generation = 0
 
     # --- the contract with `classtrace up` -------------------------------------------------------
 
@@ -182,14 +183,25 @@ class SinkService:
             with contextlib.suppress(Exception):
                 consumer.close()
 
-    def _poll(self, consumer: Consumer, timeout: float) -> None:
-        messages = consumer.consume(num_messages=1000, timeout=timeout)
+    def _poll(self, consumer: Consumer, timeout: float, hand_off: bool = True) -> None:
+        """Read what the consumer has into the open batch, handing it off as soon as it is full.
+
+        ``hand_off=False`` while waiting for the handoff slot (no nested hand-offs): records that
+        arrive then (from partitions assigned meanwhile) simply join the waiting batch.
+        """
+        messages = consumer.consume(num_messages=500, timeout=timeout)
         if not messages:
             return
         now = time.time()
         records = self.metrics.records
-        batch = self._batch
+        max_rows = self.policy.max_rows
+        generation = self._generation
         for msg in messages:
+            if self._generation != generation:
+                # Revoked during a hand-off in this loop: the rest of these records belong to the
+                # old assignment and the open batch starts afresh. Adding them would commit past
+                # records that were dropped, not inserted.
+                return
             err = msg.error()
             if err is not None:
                 if err.fatal():
@@ -199,7 +211,9 @@ class SinkService:
                 continue
             topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
             records.labels(topic).inc()
-            batch.add(topic, partition, offset, msg.value(), now)
+            self._batch.add(topic, partition, offset, msg.value(), now)
+            if hand_off and self._batch.rows >= max_rows:
+                self._hand_off(consumer)
 
     def _hand_off(self, consumer: Consumer) -> None:
         """Queue the due batch; while the slot is full, keep polling with partitions paused."""
@@ -211,10 +225,9 @@ class SinkService:
                     self._handoff.put(batch, timeout=0.05)
                 except queue.Full:
                     paused = self._pause(consumer, paused)
-                    self._poll(consumer, 0.2)  # stays in the group; paused → no records
+                    self._poll(consumer, 0.2, hand_off=False)  # stays in the group; paused → no records
                     if self._batch is not batch:  # revoked meanwhile: the batch was dropped
                         return
-                    batch = self._batch
                     continue
                 self._batch = self._new_batch()
                 return
@@ -262,6 +275,7 @@ class SinkService:
             self._batch.records,
         )
         self._batch = self._new_batch()
+        self._generation += 1
         self._state.assignment = []
 
     def _update_lag(self, consumer: Consumer) -> None:

@@ -1,0 +1,121 @@
+"""Records → columnar rows: every payload kind, validation at the sink, dead letters, offsets."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from hypothesis import given, settings
+
+from classtrace.schema import EVENT_INSERT_COLUMNS
+from classtrace.v1 import events_pb2 as pb
+from classtrace.v1 import pipeline_pb2 as ppb
+from sinks.batcher import Batch, BatchPolicy, SinkTopics
+from sinks.metrics import sink_metrics
+from sinks.rows import add_event_batch, add_metric_batch, new_block
+from tests import strategies
+from tests.sinkdata import event_batches, lesson_summary
+
+TOPICS = SinkTopics("ev", "me", "dl")
+
+
+def test_event_columns_follow_the_schema_contract():
+    assert tuple(new_block("events").columns) == EVENT_INSERT_COLUMNS
+
+
+def test_every_kind_is_flattened():
+    ((_, batch),) = event_batches(5, per_batch=5)
+    events, dead = new_block("events"), new_block("dead_letters")
+    assert add_event_batch(batch, ("ev", 0, 3), time.time(), events, dead) == 5
+    assert len(dead) == 0
+    rows = {events.row(i)["kind"]: events.row(i) for i in range(5)}
+    assert rows["lesson"]["lesson_phase"] == "STARTED" and rows["lesson"]["enrolled"] == 40
+    assert rows["teaching"]["teaching_kind"] == "LECTURING" and rows["teaching"]["duration_ms"] == 30_000
+    assert rows["observation"]["present"] == 40 and set(rows["observation"]["behavior_counts"]) == {
+        "HAND_RAISING"
+    }
+    assert rows["trace"]["verb"] == "ANSWERED" and rows["trace"]["correct"] in (True, False)
+    assert rows["trace"]["context"] == "IN_CLASS" and rows["trace"]["knowledge_points"] == ["kp.fractions"]
+    assert rows["heartbeat"]["interval_s"] == 30 and rows["heartbeat"]["firmware"] == "1.2.3"
+    # other payloads' columns keep their defaults
+    assert rows["heartbeat"]["correct"] is None and rows["heartbeat"]["verb"] == ""
+    assert rows["lesson"]["device_kind"] == "TEACHER_APP"
+    assert all(len(col) == 5 for col in events.columns.values())
+    assert events.sources == [("ev", 0, 3)] * 5
+
+
+@settings(max_examples=50, deadline=None)
+@given(strategies.event_batches(now=strategies.NOW))
+def test_valid_batches_map_one_row_per_event(batch):
+    events, dead = new_block("events"), new_block("dead_letters")
+    add_event_batch(batch, ("ev", 0, 0), strategies.NOW, events, dead)
+    assert len(events) == len(batch.events) and len(dead) == 0
+    assert events.columns["event_id"] == [e.event_id for e in batch.events]
+    assert len({len(c) for c in events.columns.values()}) == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(strategies.invalid_events(now=strategies.NOW))
+def test_invalid_events_are_dead_lettered_with_the_field(case):
+    event, field = case
+    batch = pb.EventBatch(events=[event])
+    events, dead = new_block("events"), new_block("dead_letters")
+    add_event_batch(batch, ("ev", 2, 9), strategies.NOW, events, dead)
+    assert len(events) == 0 and len(dead) == 1
+    row = dead.row(0)
+    assert row["error"].startswith(f"invalid event: {field}")
+    assert (row["source"], row["topic"], row["partition"], row["offset"]) == ("sink", "ev", 2, 9)
+    assert pb.Event.FromString(row["raw"]) == event
+
+
+def test_received_at_is_stamped_when_missing():
+    ((_, batch),) = event_batches(2, per_batch=2)
+    batch.events[1].received_at.seconds = 1_700_000_000
+    events = new_block("events")
+    now = time.time()
+    add_event_batch(batch, ("ev", 0, 0), now, events, new_block("dead_letters"))
+    assert events.columns["received_at"] == [int(now * 1000), 1_700_000_000_000]
+
+
+def test_summary_nulls():
+    s = lesson_summary("L1")
+    s.attention_rate = math.nan
+    s.answers = 0
+    s.ClearField("ended_at")
+    t = lesson_summary("L2")
+    t.enrolled = 0
+    summaries, points = new_block("lesson_summary"), new_block("metric_points")
+    mb = ppb.MetricBatch(summaries=[s, t], points=[ppb.MetricUpdate(metric="attention_rate", value=0.5)])
+    assert add_metric_batch(mb, ("me", 0, 1), summaries, points) == 3
+    a, b = summaries.row(0), summaries.row(1)
+    assert (a["attention_rate"], a["answer_accuracy"], a["ended_at"]) == (None, None, None)
+    assert a["participation_rate"] == 0.9
+    assert b["participation_rate"] is None and b["answer_accuracy"] == 0.75
+    assert points.row(0)["metric"] == "attention_rate"
+
+
+def test_batch_tracks_offsets_and_dead_letters_undecodable_records():
+    batch = Batch(TOPICS, sink_metrics())
+    ((_, eb),) = event_batches(3, per_batch=3)
+    batch.add("ev", 1, 10, eb.SerializeToString())
+    batch.add("ev", 1, 11, b"\xff\x00garbage")
+    batch.add("ev", 0, 4, eb.SerializeToString())
+    batch.add("dl", 0, 0, ppb.DeadLetter(source="gateway", error="e").SerializeToString())
+    assert batch.commit_offsets() == [("ev", 1, 12), ("ev", 0, 5), ("dl", 0, 1)]
+    assert len(batch.blocks["events"]) == 6
+    assert len(batch.blocks["dead_letters"]) == 2
+    assert batch.blocks["dead_letters"].row(0)["raw"] == b"\xff\x00garbage"
+    assert "offset=11" in batch.blocks["dead_letters"].row(0)["error"]
+
+
+def test_batch_due_by_rows_or_age():
+    batch = Batch(TOPICS, sink_metrics())
+    policy = BatchPolicy(max_rows=10, max_wait=5.0)
+    assert not batch.due(policy)
+    ((_, eb),) = event_batches(4, per_batch=4)
+    batch.add("ev", 0, 0, eb.SerializeToString())
+    assert not batch.due(policy)
+    assert batch.due(policy, now=batch.opened + 5.0)
+    batch.add("ev", 0, 1, eb.SerializeToString())
+    batch.add("ev", 0, 2, eb.SerializeToString())
+    assert batch.due(policy)
