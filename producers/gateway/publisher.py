@@ -18,6 +18,14 @@ from producers.errors import TransportError
 
 __all__ = ["AsyncPublisher"]
 
+
+class _Closed:
+    """Stands in for the producer after close(): any use is a programming error."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("publisher is closed")
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,7 +46,7 @@ class AsyncPublisher:
     ) -> None:
         overrides.setdefault("message.timeout.ms", int(delivery_timeout * 1000))
         overrides.setdefault("linger.ms", 2)  # a request waits for its own ack: keep linger short
-        self._producer: Producer = make_producer(bootstrap, options, **overrides)
+        self._producer: Producer | _Closed = make_producer(bootstrap, options, **overrides)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,3 +97,6 @@ class AsyncPublisher:
         if self._thread is not None:
             self._thread.join(2.0)
             self._thread = None
+        # confluent-kafka has no close(): the client (and its broker connections) goes with the
+        # last reference. Drop it now rather than whenever the app is collected.
+        self._producer = _Closed()

@@ -47,10 +47,13 @@ class KafkaTransport:
         self.delivery_timeout = delivery_timeout
         # librdkafka retries inside message.timeout.ms; past it the batch goes back to the spool.
         overrides.setdefault("message.timeout.ms", int(delivery_timeout * 1000))
-        self._producer: Producer = make_producer(bootstrap, options, **overrides)
+        self._producer: Producer | None = make_producer(bootstrap, options, **overrides)
 
     def send(self, records: Sequence[Outbound]) -> list[Delivery]:
         """Produce every record, then poll until each is acknowledged or failed."""
+        producer = self._producer
+        if producer is None:
+            return [Delivery(TransportError("transport is closed")) for _ in records]
         results: list[Delivery | None] = [None] * len(records)
         remaining = [len(records)]
         done = threading.Event()
@@ -73,22 +76,25 @@ class KafkaTransport:
                     settle(i, Delivery(TransportError(f"Kafka delivery failed: {err.str()}")))
 
             try:
-                self._producer.produce(
-                    self.topic, record.payload, key=record.classroom_id, on_delivery=on_delivery
-                )
+                producer.produce(self.topic, record.payload, key=record.classroom_id, on_delivery=on_delivery)
             except BufferError:
-                self._producer.poll(0.1)
+                producer.poll(0.1)
                 settle(i, Delivery(TransportError("Kafka producer queue full", retry_after=0.1)))
             except KafkaException as exc:
                 settle(i, Delivery(TransportError(f"Kafka produce failed: {exc}")))
         deadline = time.monotonic() + self.delivery_timeout + 5.0
         while not done.is_set() and remaining[0] and time.monotonic() < deadline:
-            self._producer.poll(0.05)
+            producer.poll(0.05)
         out: list[Delivery] = []
         for result in results:
             out.append(result or Delivery(TransportError("Kafka delivery not confirmed in time")))
         return out
 
     def close(self) -> None:
-        """Wait briefly for in-flight callbacks; records not confirmed stay spooled anyway."""
-        self._producer.flush(5.0)
+        """Wait briefly for in-flight callbacks, then release the client (its connections close
+        with the last reference: confluent-kafka has no close()). Unconfirmed records stay
+        spooled anyway."""
+        producer = self._producer
+        if producer is not None:
+            producer.flush(5.0)
+            self._producer = None
