@@ -148,6 +148,7 @@
   const num = (v) => (v === null || v === undefined ? "—" : v.toFixed(2));
   const hasLesson = (c) => Boolean(c.lesson_id);
   const subjectName = (s) => (s && t.subjects[s]) || s || "";
+  const gradeName = (g) => (/^\d+$/.test(g || "") ? t.gradeOf.replace("{}", g) : g || "");
 
   function labels(room) {
     set(room.f["l-attention"], t.attention);
@@ -162,7 +163,7 @@
     set(f.room, c.classroom_id);
     set(f.school, c.school_id);
     set(f.subject, subjectName(c.subject));
-    set(f.grade, c.grade || "");
+    set(f.grade, gradeName(c.grade));
     set(f.status, lesson ? (c.live ? t.inProgress : t.ended) : t.noLesson);
     f.status.className = "status " + (c.live ? "live" : "done");
     const mode = lesson && c.teaching_mode ? c.teaching_mode : "";
@@ -256,7 +257,7 @@
     const lesson = hasLesson(d);
     set($("d-title"), `${d.classroom_id} · ${lesson ? t["mode_" + d.teaching_mode] || "" : t.noLesson}`);
     const started = d.started_at ? new Date(d.started_at).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB") : "";
-    set($("d-sub"), [d.school_id, subjectName(d.subject), d.grade, d.teacher_id && `${t.teacher} ${d.teacher_id}`,
+    set($("d-sub"), [d.school_id, subjectName(d.subject), gradeName(d.grade), d.teacher_id && `${t.teacher} ${d.teacher_id}`,
       started && `${t.startedAt} ${started}`, lesson && (d.live ? t.inProgress : t.ended)].filter(Boolean).join(" · "));
     const rows = [["Rt", num(d.st_rt)], ["Ch", num(d.st_ch)], [t.samples, String(d.st_samples ?? "—")],
       [t.attention, pct(d.attention_rate)], [t.participation, pct(d.participation_rate)],

@@ -64,8 +64,9 @@
     const totalMin = (tEnd - t0) / 60000;
     const every = totalMin > 60 ? 15 : totalMin > 20 ? 10 : 5;
     for (let m = 0; m <= totalMin; m += every) {
-      svg.append(el("text", { x: sx(t0 + m * 60000), y: h - 8, class: "tick", "text-anchor": "middle" },
-        m + (m === 0 ? "" : "")));
+      const x = sx(t0 + m * 60000);
+      if (x > w - pr - 40) break;  // leave room for the unit label
+      svg.append(el("text", { x, y: h - 8, class: "tick", "text-anchor": "middle" }, m));
     }
     svg.append(el("text", { x: w - pr, y: h - 8, class: "tick", "text-anchor": "end" }, t.minutes));
     const line = points.map(([ms, v]) => `${sx(ms).toFixed(1)},${sy(v).toFixed(1)}`);

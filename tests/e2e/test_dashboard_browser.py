@@ -1,0 +1,159 @@
+"""The inspection page in Debian's headless Chromium against a live service on a real Tansu broker.
+
+Classrooms are MetricBatch records shaped like the simulator's (tests/dashboard_support.py). The
+test sees the grid fill, a value change live, the filters, a classroom's detail with its S-T curve
+and attention chart, and the English switch; screenshots go to ``artifacts/dashboard/``.
+A missing Chromium or Playwright fails the test with the install line — it never skips.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from classtrace.kafka import ensure_topics
+from classtrace.topics import TopicSpec
+from sinks.dashboard.app import build_app
+from sinks.dashboard.viewers import add_viewer
+from tests.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+INSTALL = "apt-get update && apt-get install -y chromium fonts-wqy-microhei; pip install playwright"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
+ROOMS = 2000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(f"Playwright is not installed; the browser test needs: {INSTALL}")
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(f"Debian's Chromium is not installed at {CHROMIUM}; the browser test needs: {INSTALL}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(kafka):
+    metrics, viewers = f"test.metrics.{uuid.uuid4().hex[:8]}", f"test.viewers.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka.bootstrap, 2, topics=[TopicSpec(metrics)])
+    _, token = add_viewer(kafka.bootstrap, {}, "", topic=viewers)
+    produce(kafka.bootstrap, metrics, classroom_batches(ROOMS))
+    app = build_app(kafka.bootstrap, {}, metrics_topic=metrics, viewers_topic=viewers)
+    with serve(app) as url:
+        wait_for(lambda: app.state.live.caught_up)
+        yield {"url": url, "token": token, "bootstrap": kafka.bootstrap, "metrics": metrics}
+
+
+def test_inspection_page_fills_updates_live_and_opens_a_classroom(browser, dashboard):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        _walk_through(page, dashboard)
+    finally:
+        page.close()
+    assert errors == []
+
+
+def _walk_through(page, dashboard) -> None:
+    opened = time.monotonic()
+    page.goto(f"{dashboard['url']}/?token={dashboard['token']}")
+
+    # the grid fills (2,000 classrooms, in a few seconds at most), in Chinese; the token leaves the URL
+    page.wait_for_function(f"document.querySelectorAll('.card').length === {ROOMS}", timeout=10_000)
+    assert time.monotonic() - opened < 5.0
+    assert "线上巡课" in page.inner_text("header")
+    assert "token=" not in page.url
+    assert page.inner_text("#stat-rooms") == str(ROOMS)
+    card = '.card[data-id="s1-r000"]'
+    assert page.inner_text(f"{card} .mode") == "讲授型"
+    assert page.inner_text(f"{card} .attention") == "55%"
+    page.wait_for_selector("#conn.on")
+    page.screenshot(path=str(ARTIFACTS / "grid.png"))
+
+    # a value changes live, without reload
+    sent = time.monotonic()
+    produce(
+        dashboard["bootstrap"],
+        dashboard["metrics"],
+        [
+            (
+                "s1-r000",
+                batch(
+                    [
+                        summary(
+                            "s1-r000",
+                            "s1",
+                            version=5,
+                            attention_rate=0.93,
+                            teaching_mode="dialogue",
+                            st_rt=0.5,
+                            st_ch=0.45,
+                        )
+                    ]
+                ),
+            ),
+        ],
+    )
+    page.wait_for_function(
+        f"document.querySelector('{card} .attention').textContent === '93%'", timeout=5_000
+    )
+    assert time.monotonic() - sent < 2.0
+    assert page.inner_text(f"{card} .mode") == "对话型"
+
+    # filters: one school; alerts only (rooms with an offline tablet)
+    page.select_option("#f-school", "s2")
+    assert page.locator(".card:visible").count() == len(range(1, ROOMS, 3))
+    page.select_option("#f-school", "")
+    page.check("#f-alerts")
+    alerting = page.locator(".card:visible").count()
+    assert 0 < alerting < ROOMS and page.locator(".card.alerting:visible").count() == alerting
+    page.uncheck("#f-alerts")
+
+    # a classroom's detail: S-T curve, attention over the lesson, the offline device flagged
+    page.click('.card[data-id="s1-r003"]')
+    page.wait_for_selector("#st-curve polyline.st-line", timeout=5_000)
+    page.wait_for_selector("#attention-chart polyline.att-line")
+    assert "s1-r003" in page.inner_text("#d-title")
+    assert page.locator("#d-devices tr.offline").count() == 1
+    assert "离线" in page.inner_text("#d-devices")
+    page.screenshot(path=str(ARTIFACTS / "detail.png"))
+
+    # the English switch
+    page.click("#lang")
+    assert "Online class inspection" in page.inner_text("header")
+    assert page.inner_text(f"{card} .mode") == "Dialogue"
+    page.screenshot(path=str(ARTIFACTS / "detail-en.png"))
+
+    # a burst: a quarter of the classrooms change at once; all are on screen within 3 s
+    burst = [f"{('s1', 's2', 's3')[i % 3]}-r{i:03d}" for i in range(1, ROOMS, 4)]
+    sent = time.monotonic()
+    produce(
+        dashboard["bootstrap"],
+        dashboard["metrics"],
+        [(room, batch([summary(room, room[:2], version=7, attention_rate=0.31)])) for room in burst],
+    )
+    last = f'.card[data-id="{burst[-1]}"] .attention'
+    page.wait_for_function(f"document.querySelector('{last}').textContent === '31%'", timeout=5_000)
+    assert time.monotonic() - sent < 3.0
+    assert page.text_content(f'.card[data-id="{burst[0]}"] .attention') == "31%"  # off screen: not rendered
