@@ -10,6 +10,7 @@ that raises hangs the worker (FIELD-NOTES); the processor dead-letters and logs 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
@@ -39,7 +40,13 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
         ),
     )
 
+    def mark_first(value: Any) -> Any:
+        if not processor.stats.first_record_at:
+            processor.stats.first_record_at = time.time()
+        return value
+
     async def process(stream: Any) -> None:
+        stream.add_processor(mark_first)
         async for events in stream.take_events(config.max_batch_records, within=config.flush_interval_s):
             processor.process_records(
                 [

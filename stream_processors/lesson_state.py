@@ -79,15 +79,21 @@ class LessonState:
 
     # --- updates --------------------------------------------------------------------------------
 
-    def apply(self, event: pb.Event) -> bool:
-        """Count ``event`` (a validated event of this lesson); False when it was a duplicate."""
+    def apply(self, event: pb.Event, payload: str | None = None, occurred: int | None = None) -> bool:
+        """Count ``event`` (a validated event of this lesson); False when it was a duplicate.
+
+        ``payload`` and ``occurred`` (ms) may be passed when the caller has them: reading a field
+        of a protobuf message costs about as much as the arithmetic done with it.
+        """
         if not self.seen.add(event.device_id, event.seq, event.event_id):
             return False
         if not self.school_id:
             self.school_id = event.school_id
-        occurred = _ms(event.occurred_at)
+        if occurred is None:
+            occurred = _ms(event.occurred_at)
         self.latest_ms = max(self.latest_ms, occurred)
-        payload = event.WhichOneof("payload")
+        if payload is None:
+            payload = event.WhichOneof("payload")
         if payload == "observation":
             self.attention.add(event.observation.attentive, event.observation.present)
         elif payload == "trace":

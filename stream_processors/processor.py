@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from classtrace.codec import decode_batch, set_ts_now
@@ -89,7 +89,10 @@ class Stats:
     late_dropped: int = 0
     summaries: int = 0
     errors: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
+    first_record_at: float = 0.0
+    """Wall time the first record reached the worker (set by the agent): for throughput figures."""
+    last_batch_at: float = 0.0
+    """Wall time the latest batch was done."""
 
 
 class Processor:
@@ -142,6 +145,9 @@ class Processor:
         except Exception:
             self.stats.errors += 1
             logger.exception("flush failed")
+        self.stats.last_batch_at = self._clock()
+        if not self.stats.first_record_at:
+            self.stats.first_record_at = now
 
     def _process_record(self, record: Record, now: float) -> None:
         try:
@@ -171,10 +177,11 @@ class Processor:
 
     def _apply(self, classroom: str, event: pb.Event, now: float) -> None:
         occurred_ms = event.occurred_at.seconds * 1000 + event.occurred_at.nanos // 1_000_000
+        payload = event.WhichOneof("payload")
         window = self._window(classroom, window_start(occurred_ms), now)
         fresh = False
         if window is not None:
-            if window.apply(event):
+            if window.apply(event, payload):
                 self._dirty_windows.add(f"{classroom}/{window.start_ms}")
                 fresh = True
         else:
@@ -182,11 +189,11 @@ class Processor:
         if event.lesson_id:
             key = f"{classroom}/{event.lesson_id}"
             lesson = self._lesson(key, classroom, event.lesson_id)
-            if lesson.apply(event):
+            if lesson.apply(event, payload, occurred_ms):
                 self._dirty_lessons.add(key)
                 self._touched[key] = now
                 fresh = True
-        if event.WhichOneof("payload") == "heartbeat":
+        if payload == "heartbeat":
             book = self._book(classroom)
             if book.apply(event):
                 self._changed_devices.setdefault(classroom, set()).add(event.device_id)

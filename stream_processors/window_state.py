@@ -61,15 +61,18 @@ class WindowState:
         self.lessons: set[str] = set()
         self.seen = SeenEvents()
 
-    def apply(self, event: pb.Event) -> bool:
+    def apply(self, event: pb.Event, payload: str | None = None) -> bool:
         """Count a validated event of this window; False for a duplicate."""
         if not self.seen.add(event.device_id, event.seq, event.event_id):
             return False
-        self.school_id = self.school_id or event.school_id
+        if not self.school_id:
+            self.school_id = event.school_id
         self.events += 1
         if event.lesson_id:
             self.lessons.add(event.lesson_id)
-        if event.WhichOneof("payload") == "observation":
+        if payload is None:
+            payload = event.WhichOneof("payload")
+        if payload == "observation":
             obs = event.observation
             self.observations += 1
             self.attention.add(obs.attentive, obs.present)

@@ -100,7 +100,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         code = 0
     stats = processor.stats
     logger.info(
-        "worker stopped records=%d events=%d duplicates=%d dead_letters=%d summaries=%d errors=%d",
+        "worker stopped records=%d events=%d duplicates=%d dead_letters=%d summaries=%d errors=%d "
+        "first_record_at=%.3f last_batch_at=%.3f",
         stats.records, stats.events, stats.duplicates, stats.dead_letters, stats.summaries, stats.errors,
+        stats.first_record_at, stats.last_batch_at,
     )  # fmt: skip
     return code
