@@ -1,0 +1,95 @@
+"""``classtrace loadtest``: Locust against a running stack, then a reconciliation (DESIGN §5).
+
+Applies U users (spawned R per second) for D seconds through the gateway or straight into Kafka,
+waits for the pipeline to drain into ClickHouse, and checks that every accepted event landed once:
+sent = landed (FINAL) + rejected, lost = 0, duplicated = 0. Writes ``loadtest-<run>.json`` and an
+HTML page with throughput and latency charts under ``--out`` (default ``<data dir>/loadtests``).
+Exit code 0 when the reconciliation passes, 1 when it does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from classtrace.settings import Settings
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``loadtest`` subcommand."""
+    parser = subparsers.add_parser(
+        "loadtest",
+        help="load-test a running stack with Locust and reconcile what landed in ClickHouse",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--users", type=int, default=20, metavar="U", help="concurrent Locust users (devices)"
+    )
+    parser.add_argument(
+        "--spawn-rate", type=float, default=10.0, metavar="R", help="users started per second"
+    )
+    parser.add_argument("--duration", type=int, default=60, metavar="D", help="seconds of load (default 60)")
+    parser.add_argument("--target", choices=("gateway", "kafka"), default="gateway", help="ingest path")
+    parser.add_argument("--batch-size", type=int, default=100, metavar="N", help="events per request/record")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=180.0, metavar="S", help="max wait for the pipeline"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="report dir (default <data dir>/loadtests)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="hide Locust's own output")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print the result")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Find the stack, run the load, print the reconciliation."""
+    from classtrace.clickhouse import connect, store_errors
+    from classtrace.errors import StackNotRunning
+    from classtrace.runtime import read_runtime
+    from loadtests.runner import Endpoints, LoadTestPlan, run_loadtest
+
+    plan = LoadTestPlan(
+        args.users, args.spawn_rate, args.duration, args.target, args.batch_size, args.drain_timeout
+    )
+    data_dir = settings.data_dir.resolve()
+    runtime = read_runtime(data_dir)
+    bootstrap = settings.kafka_bootstrap or (runtime.kafka_bootstrap if runtime else "")
+    if not bootstrap:
+        raise StackNotRunning(
+            f"no running `classtrace up` on {data_dir} and CLASSTRACE_KAFKA_BOOTSTRAP is unset"
+        )
+    endpoints = Endpoints(
+        gateway_url=(runtime.gateway_url if runtime else "") or f"http://127.0.0.1:{settings.gateway_port}",
+        kafka_bootstrap=bootstrap,
+        kafka_options=dict(settings.kafka_options),
+        registry_dir=data_dir if runtime is not None else None,
+    )
+    client = connect(settings)
+
+    def query(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        with store_errors("load-test reconciliation query failed"):
+            return [tuple(row) for row in client.query(sql, parameters=dict(params)).result_rows]
+
+    try:
+        report = run_loadtest(plan, endpoints, query, args.out or data_dir / "loadtests", quiet=args.quiet)
+    finally:
+        client.close()
+    if args.format == "json":
+        print(json.dumps({k: v for k, v in report.items() if k != "timeline"}))
+    else:
+        print(
+            f"{report['verdict']}: sent {report['sent']:,}, accepted {report['accepted']:,}, "
+            f"rejected {report['rejected']:,}, landed {report['landed']:,}, lost {report['lost']:,}, "
+            f"duplicated {report['duplicated']:,}; ingest {report['ingest_events_per_s']:,.0f} events/s, "
+            f"sustained into ClickHouse {report['sustained_events_per_s']:,.0f} events/s, "
+            f"p95 {report['latency_p95_ms']:.0f} ms; report: {(args.out or data_dir / 'loadtests')}"
+            f"/loadtest-{report['run']}.html"
+        )
+    return 0 if report["verdict"] == "PASS" else 1

@@ -1,0 +1,137 @@
+"""Locust users for both ingest paths; run by :mod:`loadtests.runner` (``classtrace loadtest``).
+
+* :class:`GatewayUser` posts protobuf ``EventBatch`` bodies to ``POST /v1/events`` with its
+  device's bearer token (FastHttpUser: geventhttpclient, the cheapest client Locust has).
+* :class:`KafkaUser` produces the same batches straight to ``classtrace.events.v1`` through the
+  Kafka seam (:mod:`classtrace.kafka`, idempotent acks=all), key = classroom_id — what an
+  EdgeProducer with a Kafka transport does.
+
+The runner passes everything in a JSON file named by ``CLASSTRACE_LOADTEST_CONFIG`` (devices with
+their tokens, target URLs, batch size, where to write the tallies). Each user takes the next
+device of the list. Tallies of events (acknowledged, rejected, failed) are written to
+``result_path`` when Locust quits, since Locust's own statistics count requests, not events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+from locust import User, between, events, task
+from locust.contrib.fasthttp import FastHttpUser
+
+from classtrace.kafka import KafkaError, Message, make_producer
+from classtrace.topics import EVENTS
+from loadtests.traffic import BatchFactory, LoadDevice, template_events
+
+__all__ = ["GatewayUser", "KafkaUser"]
+
+CONFIG: dict[str, Any] = json.loads(Path(os.environ["CLASSTRACE_LOADTEST_CONFIG"]).read_text())
+DEVICES = [LoadDevice(**{k: v for k, v in d.items() if k != "token"}) for d in CONFIG["devices"]]
+TOKENS = {d["device_id"]: d.get("token", "") for d in CONFIG["devices"]}
+TEMPLATES = template_events(seed=int(CONFIG.get("seed", 0)))
+BATCH = int(CONFIG.get("batch_size", 100))
+_next_device = itertools.count()
+TALLY = {"acked": 0, "rejected": 0, "failed": 0, "requests": 0}
+
+
+def _device() -> LoadDevice:
+    return DEVICES[next(_next_device) % len(DEVICES)]
+
+
+def _write_tally(environment: Any, **_kw: Any) -> None:
+    Path(CONFIG["result_path"]).write_text(json.dumps({**TALLY, "batch_size": BATCH, "time": time.time()}))
+
+
+events.quitting.add_listener(_write_tally)  # type: ignore[no-untyped-call]
+
+
+class GatewayUser(FastHttpUser):
+    """A classroom device posting batches of ~100 events as fast as the gateway answers."""
+
+    host = CONFIG.get("gateway_url", "http://127.0.0.1:8080")
+    wait_time = between(0, 0)
+    connection_timeout = 10.0
+    network_timeout = 30.0
+
+    def on_start(self) -> None:
+        """Bind to a device and its token."""
+        self.device = _device()
+        self.factory = BatchFactory(self.device, TEMPLATES, BATCH)
+        self.headers = {
+            "Authorization": f"Bearer {TOKENS[self.device.device_id]}",
+            "Content-Type": "application/x-protobuf",
+        }
+
+    @task
+    def post_batch(self) -> None:
+        """One request; a non-200 counts all its events as failed (they may still have landed)."""
+        body, n = self.factory.next_batch()
+        TALLY["requests"] += 1
+        with self.client.post(
+            "/v1/events",
+            data=cast(Any, body),
+            headers=self.headers,
+            name="POST /v1/events",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 200:
+                rejected = len(orjson.loads(response.content or b"{}").get("rejected", []))
+                TALLY["acked"] += n
+                TALLY["rejected"] += rejected
+                response.success()
+            else:
+                TALLY["failed"] += n
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+
+
+class KafkaUser(User):
+    """A classroom producing EventBatch records straight into Kafka; latency = produce → ack."""
+
+    wait_time = between(0, 0)
+
+    def on_start(self) -> None:
+        """One producer per user, like one EdgeProducer per classroom."""
+        self.device = _device()
+        self.factory = BatchFactory(self.device, TEMPLATES, BATCH)
+        self.producer = make_producer(CONFIG["kafka_bootstrap"], CONFIG.get("kafka_options") or {})
+        self.in_flight = 0
+
+    def on_stop(self) -> None:
+        """Wait for outstanding acks so the tally is complete."""
+        self.producer.flush(30)
+
+    @task
+    def produce_batch(self) -> None:
+        """Produce one record, serve delivery callbacks; keep at most 50 records in flight."""
+        body, n = self.factory.next_batch()
+        started = time.perf_counter()
+        TALLY["requests"] += 1
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            self.in_flight -= 1
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if err is None:
+                TALLY["acked"] += n
+            else:
+                TALLY["failed"] += n
+            self.environment.events.request.fire(
+                request_type="KAFKA",
+                name=f"produce {EVENTS}",
+                response_time=elapsed_ms,
+                response_length=len(body),
+                exception=None if err is None else RuntimeError(err.str()),
+                context={},
+            )
+
+        self.producer.produce(EVENTS, body, key=self.device.classroom_id, on_delivery=on_delivery)
+        self.in_flight += 1
+        self.producer.poll(0)
+        while self.in_flight > 50:
+            self.producer.poll(0)  # never block: a blocking poll would stall every greenlet
+            time.sleep(0.002)  # gevent-patched: lets the other users run
