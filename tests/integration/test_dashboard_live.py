@@ -172,3 +172,21 @@ def test_restore_viewers_and_admin_token_survive_a_broker_restart(kafka, topic_f
     kept = (tmp_path / "viewers.jsonl").read_text()
     assert school_token not in kept and token not in kept and hash_token(school_token) in kept
     assert isinstance(viewer, Viewer)
+
+
+def test_viewers_cli_prints_the_token_alone_then_lists_and_revokes(kafka, tmp_path, capsys):
+    from classtrace.cli import main
+
+    base = ["--kafka-bootstrap", kafka.bootstrap, "--data-dir", str(tmp_path)]
+    assert main(["viewers", "add", "--school", "s7", "--label", "教研室", *base]) == 0
+    out = capsys.readouterr().out
+    token = out.strip()
+    assert out == token + "\n" and token.startswith("ctv_")
+    assert main(["viewers", "list", "--format", "json", *base]) == 0
+    rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    mine = [r for r in rows if r["school_id"] == "s7" and r["label"] == "教研室"]
+    assert len(mine) == 1 and token not in str(rows)
+    assert main(["viewers", "revoke", mine[0]["viewer_id"], *base]) == 0
+    assert main(["viewers", "revoke", "v_nonexistent", *base]) == 1
+    listed = {v.viewer_id: v for v in list_viewers(kafka.bootstrap, {})}
+    assert listed[mine[0]["viewer_id"]].revoked
