@@ -106,6 +106,7 @@ class EdgeProducer:
         self._owns_transport = owns_transport
         self._clock = clock
         self._seqs = self.spool.last_seqs()
+        self._pseudonyms: dict[tuple[str, str], str] = {}
         self._append_lock = threading.Lock()
         self._sender = Sender(
             self.spool, transport, school_id, backoff=backoff, max_events_per_drain=drain_events
@@ -154,22 +155,30 @@ class EdgeProducer:
         now = self._clock()
         with self._append_lock:
             seqs: dict[str, int] = {}
+            groups: dict[tuple[str, str, bool], list[pb.Event]] = {}
             for i, ev in enumerate(batch):
-                self._complete(ev, now, seqs)
+                payload = self._complete(ev, now, seqs)
                 try:
                     validate_event(ev, now)
                 except ValidationError as exc:
                     raise ValidationError(f"events[{i}].{exc.field}", exc.reason) from None
-            self.spool.append(_chunks(batch), seqs)
+                key = (ev.classroom_id, ev.device_id, payload == "heartbeat")
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = []
+                group.append(ev)
+            self.spool.append(_chunks(groups), seqs)
             self._seqs.update(seqs)
         self._sender.wake()
         return [ev.event_id for ev in batch]
 
-    def _complete(self, ev: pb.Event, now: float, seqs: dict[str, int]) -> None:
+    def _complete(self, ev: pb.Event, now: float, seqs: dict[str, int]) -> str | None:
+        """Fill in the envelope and pseudonymise; returns the payload's name."""
         if not ev.event_id:
             ev.event_id = new_event_id()
-        if not ev.school_id:
-            ev.school_id = self.school_id
+        school = ev.school_id
+        if not school:
+            ev.school_id = school = self.school_id
         if not ev.classroom_id:
             ev.classroom_id = self.classroom_id
         if not ev.HasField("occurred_at"):
@@ -183,10 +192,24 @@ class EdgeProducer:
         seq += 1
         seqs[device] = seq
         ev.seq = seq
-        if ev.WhichOneof("payload") == "trace":
-            student = ev.trace.student_id
+        payload = ev.WhichOneof("payload")
+        if payload == "trace":
+            trace = ev.trace
+            student = trace.student_id
             if student and not is_pseudonym(student):
-                ev.trace.student_id = pseudonymise(self._key, ev.school_id, student)
+                trace.student_id = self._pseudonym_of(school, student)
+        return payload
+
+    def _pseudonym_of(self, school: str, raw: str) -> str:
+        # A classroom has a few dozen students: caching spares an HMAC per learning trace. The
+        # cache lives in the device's memory, where the raw ids already are; it is never logged.
+        key = (school, raw)
+        cached = self._pseudonyms.get(key)
+        if cached is None:
+            if len(self._pseudonyms) >= 4096:
+                self._pseudonyms.clear()
+            cached = self._pseudonyms[key] = pseudonymise(self._key, school, raw)
+        return cached
 
     def send(self, event: pb.Event) -> str:
         """:meth:`send_events` for one event."""
@@ -280,12 +303,8 @@ def _set_time(ev: pb.Event, when: datetime | float) -> None:
         ev.occurred_at.seconds, ev.occurred_at.nanos = divmod(ns, 1_000_000_000)
 
 
-def _chunks(events: list[pb.Event]) -> list[NewChunk]:
-    """Group events per (classroom, device, heartbeat-or-not) in order, CHUNK_EVENTS per row."""
-    groups: dict[tuple[str, str, bool], list[pb.Event]] = {}
-    for ev in events:
-        key = (ev.classroom_id, ev.device_id, ev.WhichOneof("payload") == "heartbeat")
-        groups.setdefault(key, []).append(ev)
+def _chunks(groups: dict[tuple[str, str, bool], list[pb.Event]]) -> list[NewChunk]:
+    """Spool rows of (classroom, device, heartbeat-or-not) groups, CHUNK_EVENTS events per row."""
     chunks: list[NewChunk] = []
     for (classroom, device, heartbeat), group in groups.items():
         for start in range(0, len(group), CHUNK_EVENTS):

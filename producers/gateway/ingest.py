@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
-from classtrace.validation import check_event
+from classtrace.validation import validate_event
 from producers.gateway.auth import Binding
 
 __all__ = ["SOURCE", "Verdict", "judge"]
@@ -42,6 +42,14 @@ def _mismatch(field: str, got: str, bound: str, what: str) -> ValidationError:
     )
 
 
+def _binding_error(ev: pb.Event, binding: Binding) -> ValidationError:
+    if ev.school_id != binding.school_id:
+        return _mismatch("school_id", ev.school_id, binding.school_id, "school")
+    if ev.classroom_id != binding.classroom_id:
+        return _mismatch("classroom_id", ev.classroom_id, binding.classroom_id, "classroom")
+    return _mismatch("device_id", ev.device_id, binding.device_id, "device")
+
+
 def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:
     """Split ``batch`` against the token's ``binding`` and the rules of DESIGN §4 at ``now_ns``.
 
@@ -54,21 +62,17 @@ def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:
     events = batch.events
     bad: list[tuple[int, pb.Event, ValidationError]] = []
     for i, ev in enumerate(events):
-        if ev.school_id != school:
-            error: ValidationError | None = _mismatch("school_id", ev.school_id, school, "school")
-        elif ev.classroom_id != classroom:
-            error = _mismatch("classroom_id", ev.classroom_id, classroom, "classroom")
-        elif ev.device_id != device:
-            error = _mismatch("device_id", ev.device_id, device, "device")
-        else:
-            error = check_event(ev, now_s)
-            if error is None:
-                stamp = ev.received_at
-                stamp.seconds = seconds
-                stamp.nanos = nanos
+        if ev.school_id == school and ev.classroom_id == classroom and ev.device_id == device:
+            try:
+                validate_event(ev, now_s)
+            except ValidationError as exc:
+                bad.append((i, ev, exc))
                 continue
-        if error is not None:  # always, here; narrows the type
-            bad.append((i, ev, error))
+            stamp = ev.received_at
+            stamp.seconds = seconds
+            stamp.nanos = nanos
+        else:
+            bad.append((i, ev, _binding_error(ev, binding)))
     if not bad:
         return Verdict(len(events), batch.SerializeToString() if len(events) else None)
     verdict = Verdict(0, None)
