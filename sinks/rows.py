@@ -188,8 +188,10 @@ def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: 
     cols["classroom_id"].extend([e.classroom_id for e in ok])
     cols["device_id"].extend([e.device_id for e in ok])
     cols["lesson_id"].extend([e.lesson_id for e in ok])
-    cols["occurred_at"].extend([_ms(e.occurred_at) for e in ok])
-    received = [_ms(e.received_at) for e in ok]
+    occurred = [e.occurred_at for e in ok]
+    cols["occurred_at"].extend([t.seconds * 1000 + t.nanos // 1_000_000 for t in occurred])
+    stamped = [e.received_at for e in ok]
+    received = [t.seconds * 1000 + t.nanos // 1_000_000 for t in stamped]
     cols["received_at"].extend([r if r > 0 else now_ms for r in received])
     cols["seq"].extend([e.seq for e in ok])
     cols["device_kind"].extend([_DEVICE_KIND.get(e.device_kind, "") for e in ok])
@@ -207,47 +209,68 @@ def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: 
 def _fill_payloads(
     ok: list[pb.Event], kinds: Sequence[str | None], base: int, cols: dict[str, list[Any]]
 ) -> None:
-    """Overwrite the default cells of each event's own payload (one pass, one branch per event)."""
-    for i, (event, kind) in enumerate(zip(ok, kinds, strict=True)):
-        j = base + i
+    """Overwrite the default cells of each event's own payload (one pass, one branch per event).
+
+    The column lists are bound to locals first: this loop runs once per event.
+    """
+    present, attentive, counts = cols["present"], cols["attentive"], cols["behavior_counts"]
+    student, verb, item, points = cols["student_id"], cols["verb"], cols["item_id"], cols["knowledge_points"]
+    correct, score, latency, context = cols["correct"], cols["score"], cols["latency_ms"], cols["context"]
+    t_kind, teacher, duration, confidence = (
+        cols["teaching_kind"], cols["teacher_id"], cols["duration_ms"], cols["confidence"],
+    )  # fmt: skip
+    battery, cpu, spool, firmware, interval = (
+        cols["battery_pct"], cols["cpu_pct"], cols["spool_depth"], cols["firmware"], cols["interval_s"],
+    )  # fmt: skip
+    phase, subject, grade, enrolled = cols["lesson_phase"], cols["subject"], cols["grade"], cols["enrolled"]
+    behavior_name, verb_name, context_name, kind_name, phase_name = (
+        _BEHAVIOR,
+        _VERB,
+        _CONTEXT,
+        _TEACHING_KIND,
+        _PHASE,
+    )
+    j = base
+    for event, kind in zip(ok, kinds, strict=True):
         if kind == "observation":
             obs = event.observation
-            cols["present"][j] = obs.present
-            cols["attentive"][j] = obs.attentive
+            present[j] = obs.present
+            attentive[j] = obs.attentive
             if obs.counts:
-                cols["behavior_counts"][j] = {_BEHAVIOR[c.behavior]: c.count for c in obs.counts}
+                counts[j] = {behavior_name[c.behavior]: c.count for c in obs.counts}
         elif kind == "trace":
             tr = event.trace
-            cols["student_id"][j] = tr.student_id
-            cols["verb"][j] = _VERB[tr.verb]
-            cols["item_id"][j] = tr.item_id
+            student[j] = tr.student_id
+            verb[j] = verb_name[tr.verb]
+            item[j] = tr.item_id
             if tr.knowledge_points:
-                cols["knowledge_points"][j] = list(tr.knowledge_points)
+                points[j] = list(tr.knowledge_points)
             if tr.HasField("correct"):
-                cols["correct"][j] = tr.correct
-            cols["score"][j] = tr.score
-            cols["latency_ms"][j] = tr.latency_ms
-            cols["context"][j] = _CONTEXT[tr.context]
+                correct[j] = tr.correct
+            score[j] = tr.score
+            latency[j] = tr.latency_ms
+            context[j] = context_name[tr.context]
         elif kind == "teaching":
             te = event.teaching
-            cols["teaching_kind"][j] = _TEACHING_KIND[te.kind]
-            cols["teacher_id"][j] = te.teacher_id
-            cols["duration_ms"][j] = te.duration_ms
-            cols["confidence"][j] = te.confidence
+            t_kind[j] = kind_name[te.kind]
+            teacher[j] = te.teacher_id
+            duration[j] = te.duration_ms
+            confidence[j] = te.confidence
         elif kind == "heartbeat":
             hb = event.heartbeat
-            cols["battery_pct"][j] = hb.battery_pct
-            cols["cpu_pct"][j] = hb.cpu_pct
-            cols["spool_depth"][j] = hb.spool_depth
-            cols["firmware"][j] = hb.firmware
-            cols["interval_s"][j] = hb.interval_s
+            battery[j] = hb.battery_pct
+            cpu[j] = hb.cpu_pct
+            spool[j] = hb.spool_depth
+            firmware[j] = hb.firmware
+            interval[j] = hb.interval_s
         elif kind == "lesson":
             le = event.lesson
-            cols["lesson_phase"][j] = _PHASE[le.phase]
-            cols["teacher_id"][j] = le.teacher_id
-            cols["subject"][j] = le.subject
-            cols["grade"][j] = le.grade
-            cols["enrolled"][j] = le.enrolled
+            phase[j] = phase_name[le.phase]
+            teacher[j] = le.teacher_id
+            subject[j] = le.subject
+            grade[j] = le.grade
+            enrolled[j] = le.enrolled
+        j += 1
 
 
 # --- metrics --------------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""``classtrace report teacher ID`` / ``report lesson ID``: a self-contained HTML report.
+
+The teacher report is the digital portrait (教师数字画像) per ISO week: teaching-mode mix, S-T
+Rt/Ch, attention and accuracy, recent lessons. The lesson report shows the S-T curve, attention
+and hand raising over the lesson. Charts are inline SVG: the file opens offline. Chinese by
+default, ``--lang en`` for English. Works while ``classtrace up`` runs on the same data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from classtrace.settings import Settings
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add ``report {teacher,lesson} ID [--lang zh|en] [--out FILE]``."""
+    parser = sub.add_parser(
+        "report", help="write a teacher portrait or lesson report (HTML)", description=__doc__
+    )
+    parser.add_argument("kind", choices=["teacher", "lesson"], help="what to report on")
+    parser.add_argument("id", metavar="ID", help="teacher_id or lesson_id")
+    parser.add_argument("--lang", choices=["zh", "en"], default="zh", help="language (default zh = zh-CN)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output file (default report-<kind>-<id>.html)"
+    )
+    parser.add_argument("--weeks", type=int, default=12, help="teacher report: weeks shown (default 12)")
+    parser.add_argument("--database", default="classtrace", help="ClickHouse database (default classtrace)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the report; prints its path. 1 when the teacher or lesson has no data."""
+    from classtrace.clickhouse import close_quietly, connect, store_errors
+    from sinks.reports import load_lesson, load_teacher, render_lesson, render_teacher
+
+    client = connect(settings, database=args.database)
+    try:
+        with store_errors("report query failed"):
+            if args.kind == "teacher":
+                teacher = load_teacher(client, args.database, args.id, args.weeks)
+                html = render_teacher(teacher, args.lang) if teacher else None
+            else:
+                lesson = load_lesson(client, args.database, args.id)
+                html = render_lesson(lesson, args.lang) if lesson else None
+    finally:
+        close_quietly(client)
+    if html is None:
+        print(f"classtrace report: no data for {args.kind} {args.id!r} (ended lessons only)", file=sys.stderr)
+        return 1
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.id)
+    out: Path = args.out or Path(f"report-{args.kind}-{safe}.html")
+    out.write_text(html, encoding="utf-8")
+    print(out)
+    return 0
