@@ -190,3 +190,14 @@ def test_any_valid_event_round_trips(tmp_path_factory, ev):
         edge.flush()
     (got,) = transport.events()
     assert got.event_id == ev.event_id and got.seq == 1
+
+
+def test_bulk_event_ids_are_canonical_uuid4():
+    import uuid
+
+    from classtrace.ids import is_uuid
+    from producers.sdk import _event_ids
+
+    ids = _event_ids(2000)
+    assert len(set(ids)) == 2000
+    assert all(is_uuid(i) and uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
