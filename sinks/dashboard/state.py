@@ -181,6 +181,11 @@ class LiveState:
         lesson["has_attention"] = s.attention_rate > 0 or bool(room.series.get("attention_rate"))
         room.lesson = lesson
         room.st_codes = s.st_codes[-MAX_ST_CODES:]
+        if s.attention_rate > 0 and room.series_lesson == s.lesson_id:
+            # The lesson's attention so far at its S-T progress: the detail chart's fallback
+            # while no 10 s attention_rate windows arrive.
+            at = started + s.st_samples * 30_000
+            _put(room.series.setdefault("attention_lesson", {}), at, s.attention_rate)
         return True
 
     def _apply_point(self, p: pipeline_pb2.MetricUpdate) -> bool:
@@ -192,14 +197,7 @@ class LiveState:
             if start < room.lesson_started_ms:
                 return False  # a late window of an older lesson than the one on the card
             room.series, room.series_lesson = {}, p.lesson_id
-        series = room.series.setdefault(p.metric, {})
-        if series.get(start) == p.value:
-            return False
-        series[start] = round(p.value, 4)
-        if len(series) > MAX_SERIES_POINTS:
-            for old in sorted(series)[: len(series) - MAX_SERIES_POINTS]:
-                del series[old]
-        return True
+        return _put(room.series.setdefault(p.metric, {}), start, p.value)
 
     def _apply_device(self, d: pipeline_pb2.DeviceStatus) -> bool:
         if not d.classroom_id or not d.device_id:
@@ -246,6 +244,18 @@ class LiveState:
             if room is None or (school is not None and room.school_id != school):
                 return None
             return room.detail()
+
+
+def _put(series: dict[int, float], at_ms: int, value: float) -> bool:
+    """Set one point of a bounded series (oldest dropped first); False when nothing changed."""
+    value = round(value, 4)
+    if series.get(at_ms) == value:
+        return False
+    series[at_ms] = value
+    if len(series) > MAX_SERIES_POINTS:
+        for old in sorted(series)[: len(series) - MAX_SERIES_POINTS]:
+            del series[old]
+    return True
 
 
 def _scoped(rooms: Iterable[ClassroomState], school: str | None) -> Iterable[ClassroomState]:

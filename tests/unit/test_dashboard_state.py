@@ -93,3 +93,13 @@ def test_series_are_bounded_and_unknown_metrics_ignored():
     series = state.detail("r1")["series"]["attention_rate"]
     assert len(series) == MAX_SERIES_POINTS and series[0][0] == (T0 + 500) * 1000
     assert state.apply(batch(points=[point("r1", 3.0, 0, metric="events")])) == set()
+
+
+def test_summaries_trace_the_lessons_running_attention_for_the_chart():
+    state = LiveState()
+    state.apply(batch([summary("r1", st_samples=2, attention_rate=0.9)]))
+    state.apply(batch([summary("r1", st_samples=4, attention_rate=0.8, version=2)]))
+    assert state.detail("r1")["series"]["attention_lesson"] == [
+        ((T0 + 60) * 1000, 0.9),
+        ((T0 + 120) * 1000, 0.8),
+    ]

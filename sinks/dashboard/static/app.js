@@ -103,7 +103,7 @@
       if (!room) room = addRoom(card);
       else if (room.data.school_id !== card.school_id) { removeRoom(card.classroom_id); room = addRoom(card); }
       draw(room, card);
-      if (card._flash) room.el.animate([{ background: "#fff6d6" }, { background: "#fff" }], 900);
+      if (card._flash) room.el.animate([{ boxShadow: "0 0 0 2px #f0c36d" }, { boxShadow: "0 0 0 0 #f0c36d00" }], 800);
       if (!schools.has(card.school_id)) { schools.add(card.school_id); newFilterOptions = true; }
       if (card.subject && !subjects.has(card.subject)) { subjects.add(card.subject); newFilterOptions = true; }
       if (card.classroom_id === detailId) refreshDetail();
@@ -148,7 +148,10 @@
   const num = (v) => (v === null || v === undefined ? "—" : v.toFixed(2));
   const hasLesson = (c) => Boolean(c.lesson_id);
   const subjectName = (s) => (s && t.subjects[s]) || s || "";
-  const gradeName = (g) => (/^\d+$/.test(g || "") ? t.gradeOf.replace("{}", g) : g || "");
+  const gradeName = (g) => {
+    const m = /^G?(\d+)$/.exec(g || "");
+    return m ? t.gradeOf.replace("{}", m[1]) : g || "";
+  };
 
   function labels(room) {
     set(room.f["l-attention"], t.attention);
@@ -269,7 +272,10 @@
       return [dt, dd];
     }));
     window.Charts.stCurve($("st-curve"), lesson ? d.st_codes : "", t);
-    window.Charts.attention($("attention-chart"), (d.series && d.series.attention_rate) || [], d.started_at, t);
+    // 10 s windows when the worker emits them, else the lesson's running attention rate
+    const series = d.series || {};
+    const windows = series.attention_rate && series.attention_rate.length ? series.attention_rate : null;
+    window.Charts.attention($("attention-chart"), windows || series.attention_lesson || [], d.started_at, t);
     $("d-devices").replaceChildren(...d.device_list.map((dev) => {
       const tr = document.createElement("tr");
       if (dev.offline) tr.className = "offline";
