@@ -13,7 +13,8 @@ METRICS = "classtrace.metrics.v1"
 DEADLETTER = "classtrace.deadletter.v1"
 """Rejected events and records: value = DeadLetter, with the reason and the raw bytes."""
 DEVICES = "classtrace.devices.v1"
-"""Compacted device registry: key = device_id, value = DeviceRegistration (token hash only)."""
+"""Compacted device registry: key = school_id/device_id (device ids repeat across schools),
+value = DeviceRegistration (token hash only)."""
 VIEWERS = "classtrace.viewers.v1"
 """Compacted dashboard viewer registry: key = viewer id (token hash only)."""
 

@@ -285,7 +285,7 @@ Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
 
 @_typing.final
 class DeviceRegistration(_message.Message):
-    """The value of a record on the compacted classtrace.devices.v1 (key = device_id)."""
+    """The value of a record on the compacted classtrace.devices.v1 (key = school_id/device_id)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
