@@ -48,6 +48,7 @@ __all__ = [
     "parse_kind",
     "read_registrations",
     "register_device",
+    "register_devices",
     "registry_key",
     "restore_registry",
     "revoke_device",
@@ -210,6 +211,55 @@ def apply_record(
     return reg
 
 
+def _new_registration(
+    school_id: str, classroom_id: str, device_id: str, kind: pb.DeviceKind.ValueType
+) -> tuple[str, ppb.DeviceRegistration]:
+    for field, value in (("school", school_id), ("classroom", classroom_id), ("device", device_id)):
+        if _ID(value) is None:
+            raise ValidationError(field, f"must be 1–64 characters of [A-Za-z0-9_.:-], got {value!r}")
+    token = secrets.token_urlsafe(32)
+    reg = ppb.DeviceRegistration(
+        school_id=school_id,
+        classroom_id=classroom_id,
+        device_id=device_id,
+        device_kind=kind,
+        token_sha256=token_hash(token),
+    )
+    set_ts_now(reg.created_at)
+    return token, reg
+
+
+def register_devices(
+    bootstrap: str,
+    options: Mapping[str, str] | None,
+    devices: Iterable[tuple[str, str, str, pb.DeviceKind.ValueType]],
+    *,
+    topic: str = DEVICES,
+    data_dir: Path | None = None,
+) -> list[tuple[str, ppb.DeviceRegistration]]:
+    """Register many ``(school_id, classroom_id, device_id, kind)`` at once: one producer, one flush.
+
+    Every id is checked before anything is published, so a bad one registers none. Returns
+    ``(token, registration)`` pairs in input order; the tokens exist only in the return value.
+    """
+    made = [_new_registration(*device) for device in devices]
+    if not made:
+        return []
+    _publish(bootstrap, options, topic, [reg for _token, reg in made])
+    if data_dir is not None:
+        registry_file = RegistryFile(data_dir)
+        for _token, reg in made:
+            registry_file.append(reg)
+    for _token, reg in made:
+        logger.info(
+            "device registered school=%s classroom=%s device=%s",
+            reg.school_id,
+            reg.classroom_id,
+            reg.device_id,
+        )
+    return made
+
+
 def register_device(
     bootstrap: str,
     options: Mapping[str, str] | None,
@@ -226,23 +276,8 @@ def register_device(
     The token exists only in the return value. ``data_dir`` also records the registration there
     (the embedded stack's durable copy).
     """
-    for field, value in (("school", school_id), ("classroom", classroom_id), ("device", device_id)):
-        if _ID(value) is None:
-            raise ValidationError(field, f"must be 1–64 characters of [A-Za-z0-9_.:-], got {value!r}")
-    token = secrets.token_urlsafe(32)
-    reg = ppb.DeviceRegistration(
-        school_id=school_id,
-        classroom_id=classroom_id,
-        device_id=device_id,
-        device_kind=kind,
-        token_sha256=token_hash(token),
-    )
-    set_ts_now(reg.created_at)
-    _publish(bootstrap, options, topic, [reg])
-    if data_dir is not None:
-        RegistryFile(data_dir).append(reg)
-    logger.info("device registered school=%s classroom=%s device=%s", school_id, classroom_id, device_id)
-    return token, reg
+    devices = [(school_id, classroom_id, device_id, kind)]
+    return register_devices(bootstrap, options, devices, topic=topic, data_dir=data_dir)[0]
 
 
 def revoke_device(

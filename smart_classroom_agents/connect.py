@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from producers.registry import register_device
+from producers.registry import register_devices
 from producers.transport.http import HttpTransport
 from producers.transport.kafka import KafkaTransport
 from smart_classroom_agents.classroom import classroom_devices
@@ -60,22 +60,16 @@ def device_tokens(
     """
     path = sim_dir / TOKENS_FILE
     tokens = _load(path)
-    added = 0
-    for room in rooms:
-        for device in classroom_devices(room).all():
-            if device.device_id in tokens:
-                continue
-            token, _reg = register_device(
-                bootstrap,
-                options,
-                school_id=device.school_id,
-                classroom_id=device.classroom_id,
-                device_id=device.device_id,
-                kind=device.kind,
-                data_dir=registry_dir,
-            )
-            tokens[device.device_id] = token
-            added += 1
+    wanted = [
+        (device.school_id, device.classroom_id, device.device_id, device.kind)
+        for room in rooms
+        for device in classroom_devices(room).all()
+        if device.device_id not in tokens
+    ]
+    registered = register_devices(bootstrap, options, wanted, data_dir=registry_dir)
+    for token, reg in registered:
+        tokens[reg.device_id] = token
+    added = len(registered)
     if added:
         _store(path, tokens)
         logger.info("simulator devices registered new=%d total=%d", added, len(tokens))
