@@ -30,7 +30,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             dest=f"setting_{name}",
             type=kind,
             metavar=metavar,
-            default=None,
+            # SUPPRESS: an absent flag sets nothing, so a nested subcommand's parser (`devices add`)
+            # does not overwrite a flag given before its action with None.
+            default=argparse.SUPPRESS,
             help=(field.description or "").replace("%", "%%"),
         )
 

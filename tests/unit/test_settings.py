@@ -70,3 +70,14 @@ def test_secret_key_is_not_printed():
     assert "hunter2" not in repr(settings)
     assert settings.pseudonym_key is not None
     assert settings.pseudonym_key.get_secret_value() == "hunter2"
+
+
+def test_settings_flags_work_before_and_after_a_nested_action(tmp_path):
+    from classtrace.cli import build_parser
+    from classtrace.cli.common import settings_from_args
+
+    parser = build_parser()
+    before = parser.parse_args(["viewers", "--data-dir", str(tmp_path), "list"])
+    after = parser.parse_args(["viewers", "list", "--data-dir", str(tmp_path)])
+    assert settings_from_args(before).data_dir == tmp_path
+    assert settings_from_args(after).data_dir == tmp_path
