@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from classtrace.errors import ValidationError
 from classtrace.ids import NIL_UUID, PSEUDONYM_PATTERN, UUID_PATTERN
@@ -39,8 +40,10 @@ __all__ = [
     "MAX_HEARTBEAT_INTERVAL_S",
     "MAX_PRESENT",
     "MAX_TEXT",
+    "EventFields",
     "check_batch_size",
     "check_event",
+    "read_event",
     "split_events",
     "validate_event",
 ]
@@ -143,27 +146,45 @@ def _id_ok(value: str) -> bool:
     return value in _OK_IDS or _learn(_OK_IDS, _ID_MATCH, value)
 
 
-# --- rules ----------------------------------------------------------------------------------------
+# --- rules: check each field once and hand back what was read ------------------------------------
+# With upb a field read costs more than the check made on it, and the worker needs most of the
+# fields validation reads: read_event returns them so nothing is read twice.
+
+EventFields = tuple[str, str, str, str, str, str, int, int, Any, Any, Any, Any]
+"""What :func:`read_event` returns: ``(payload, event_id, school_id, classroom_id, device_id,
+lesson_id, occurred_at.seconds, occurred_at.nanos, p0, p1, p2, p3)``; see read_event for p0…p3."""
+
+_NO_PAYLOAD = "exactly one payload is required (lesson, teaching, observation, trace or heartbeat), got none"
 
 
-def _check_envelope(event: pb.Event, now_s: float) -> str:
-    """Check the fields every event has; return the name of its payload (``""`` if none)."""
+def read_event(event: pb.Event, now_s: float) -> EventFields:
+    """Validate ``event`` against the receiver clock ``now_s`` (epoch seconds); return its fields.
+
+    Raises ValidationError at the first rule broken: envelope rules first, then the payload's.
+    ``payload`` is the oneof's name and p0…p3 are the payload values the rules read:
+
+    - ``trace``: the LearningTrace, student_id, verb, item_id
+    - ``observation``: present, attentive, ``{behavior: count}``, None
+    - ``teaching``: kind, duration_ms, None, None
+    - ``lesson``: the LessonLifecycle, phase, None, None
+    - ``heartbeat``: the DeviceHeartbeat, None, None, None
+    """
     # Inlined membership tests: this runs for every event, and a call costs as much as a lookup.
     eid = event.event_id
     if _UUID_MATCH(eid) is None or eid == NIL_UUID:
         raise _bad_event_id(eid)
-    value = event.school_id
-    if value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
-        raise _bad_id("school_id", value)
-    value = event.classroom_id
-    if value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
-        raise _bad_id("classroom_id", value)
-    value = event.device_id
-    if value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
-        raise _bad_id("device_id", value)
-    value = event.lesson_id
-    if value and value not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, value):
-        raise _bad_id("lesson_id", value)
+    school = event.school_id
+    if school not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, school):
+        raise _bad_id("school_id", school)
+    classroom = event.classroom_id
+    if classroom not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, classroom):
+        raise _bad_id("classroom_id", classroom)
+    device = event.device_id
+    if device not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, device):
+        raise _bad_id("device_id", device)
+    lesson_id = event.lesson_id
+    if lesson_id and lesson_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, lesson_id):
+        raise _bad_id("lesson_id", lesson_id)
     kind = event.device_kind
     if kind not in _DEVICE_KINDS:
         raise _bad_enum("device_kind", kind, "DEVICE_KIND_UNSPECIFIED")
@@ -173,7 +194,66 @@ def _check_envelope(event: pb.Event, now_s: float) -> str:
     delta = seconds + nanos * 1e-9 - now_s
     if not _MIN_DELTA <= delta <= _MAX_FUTURE_S or not 0 <= nanos <= _MAX_NANOS:
         raise _bad_occurred_at(event, delta)
-    return event.WhichOneof("payload") or ""
+    payload = event.WhichOneof("payload")
+    # The two payloads of nearly every event (answers, camera frames) are checked inline.
+    if payload == "trace":
+        trace = event.trace
+        student_id = trace.student_id
+        if student_id not in _OK_PSEUDONYMS and not _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, student_id):
+            raise ValidationError("trace.student_id", _PSEUDONYM_RULE)  # never echo the value
+        verb = trace.verb
+        if verb not in _VERBS:
+            raise _bad_enum("trace.verb", verb, "VERB_UNSPECIFIED")
+        item_id = trace.item_id
+        if item_id:
+            if item_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, item_id):
+                raise _bad_id("trace.item_id", item_id)
+        elif verb == _ANSWERED:
+            raise ValidationError("trace.item_id", f"must be set for VERB_ANSWERED ({_ID_RULE})")
+        context = trace.context
+        if context not in _CONTEXTS:
+            raise ValidationError("trace.context", f"unknown enum value {context}")
+        score = trace.score
+        if not 0.0 <= score < _INF:
+            raise ValidationError("trace.score", f"must be a finite number ≥ 0, got {score:g}")
+        # knowledge_points are free text and not checked: reading a repeated field costs more
+        # than all the other trace rules together, and the gateway's 1 MiB body limit bounds them.
+        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos,
+                trace, student_id, verb, item_id)  # fmt: skip
+    if payload == "observation":
+        obs = event.observation
+        present = obs.present
+        if present > MAX_PRESENT:
+            raise ValidationError("observation.present", f"{present} exceeds {MAX_PRESENT}")
+        attentive = obs.attentive
+        if attentive > present:
+            raise ValidationError("observation.attentive", f"{attentive} exceeds present {present}")
+        counts: dict[int, int] = {}
+        for i, item in enumerate(obs.counts):
+            behavior = item.behavior
+            if behavior not in _BEHAVIORS:
+                raise _bad_enum(f"observation.counts[{i}].behavior", behavior, "BEHAVIOR_UNSPECIFIED")
+            count = item.count
+            if count > present:
+                raise ValidationError(f"observation.counts[{i}].count", f"{count} exceeds present {present}")
+            if behavior in counts:
+                name = pb.ClassObservation.Behavior.Name(behavior)
+                raise ValidationError(f"observation.counts[{i}].behavior", f"{name} is counted twice")
+            counts[behavior] = count
+        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos,
+                present, attentive, counts, None)  # fmt: skip
+    if payload == "teaching":
+        p0, p1 = _read_teaching(event.teaching)
+        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos, p0, p1, None, None)
+    if payload == "lesson":
+        lesson = event.lesson
+        phase = _read_lesson(lesson, lesson_id)
+        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos, lesson, phase, None, None)
+    if payload == "heartbeat":
+        hb = event.heartbeat
+        _read_heartbeat(hb)
+        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos, hb, None, None, None)
+    raise ValidationError("payload", _NO_PAYLOAD)
 
 
 def _bad_event_id(eid: str) -> ValidationError:
@@ -201,9 +281,8 @@ def _bad_occurred_at(event: pb.Event, delta: float) -> ValidationError:
     )
 
 
-def _check_lesson(event: pb.Event) -> None:
-    lesson = event.lesson
-    if not event.lesson_id:
+def _read_lesson(lesson: pb.LessonLifecycle, lesson_id: str) -> int:
+    if not lesson_id:
         raise ValidationError("lesson_id", "must be set on a lesson lifecycle event")
     phase = lesson.phase
     if phase not in _PHASES:
@@ -220,14 +299,15 @@ def _check_lesson(event: pb.Event) -> None:
         raise _too_long("lesson.grade", lesson.grade)
     if lesson.enrolled > MAX_PRESENT:
         raise ValidationError("lesson.enrolled", f"{lesson.enrolled} exceeds {MAX_PRESENT}")
+    return phase
 
 
-def _check_teaching(event: pb.Event) -> None:
-    teaching = event.teaching
-    if teaching.kind not in _KINDS:
-        raise _bad_enum("teaching.kind", teaching.kind, "KIND_UNSPECIFIED")
+def _read_teaching(teaching: pb.TeachingBehavior) -> tuple[int, int]:
+    kind = teaching.kind
+    if kind not in _KINDS:
+        raise _bad_enum("teaching.kind", kind, "KIND_UNSPECIFIED")
     teacher_id = teaching.teacher_id
-    if teacher_id and teacher_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, teacher_id):
+    if teacher_id and not _id_ok(teacher_id):
         raise _bad_id("teaching.teacher_id", teacher_id)
     duration = teaching.duration_ms
     if not 0 < duration <= MAX_DURATION_MS:
@@ -237,53 +317,10 @@ def _check_teaching(event: pb.Event) -> None:
     confidence = teaching.confidence
     if not 0.0 <= confidence <= 1.0:  # also refuses NaN
         raise _out_of_range("teaching.confidence", confidence, 0, 1)
+    return kind, duration
 
 
-def _check_observation(event: pb.Event) -> None:
-    obs = event.observation
-    present = obs.present
-    if present > MAX_PRESENT:
-        raise ValidationError("observation.present", f"{present} exceeds {MAX_PRESENT}")
-    if obs.attentive > present:
-        raise ValidationError("observation.attentive", f"{obs.attentive} exceeds present {present}")
-    seen = 0  # bit set of behaviours already counted: no per-event set
-    for i, item in enumerate(obs.counts):
-        behavior = item.behavior
-        if behavior not in _BEHAVIORS:
-            raise _bad_enum(f"observation.counts[{i}].behavior", behavior, "BEHAVIOR_UNSPECIFIED")
-        if item.count > present:
-            raise ValidationError(f"observation.counts[{i}].count", f"{item.count} exceeds present {present}")
-        bit = 1 << behavior
-        if seen & bit:
-            name = pb.ClassObservation.Behavior.Name(behavior)
-            raise ValidationError(f"observation.counts[{i}].behavior", f"{name} is counted twice")
-        seen |= bit
-
-
-def _check_trace(event: pb.Event) -> None:
-    trace = event.trace  # the hottest payload (every student answer): lookups inlined
-    student_id = trace.student_id
-    if student_id not in _OK_PSEUDONYMS and not _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, student_id):
-        raise ValidationError("trace.student_id", _PSEUDONYM_RULE)  # never echo the value
-    verb = trace.verb
-    if verb not in _VERBS:
-        raise _bad_enum("trace.verb", verb, "VERB_UNSPECIFIED")
-    item_id = trace.item_id
-    if item_id:
-        if item_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, item_id):
-            raise _bad_id("trace.item_id", item_id)
-    elif verb == _ANSWERED:
-        raise ValidationError("trace.item_id", f"must be set for VERB_ANSWERED ({_ID_RULE})")
-    if trace.context not in _CONTEXTS:
-        raise ValidationError("trace.context", f"unknown enum value {trace.context}")
-    if not 0.0 <= trace.score < _INF:
-        raise ValidationError("trace.score", f"must be a finite number ≥ 0, got {trace.score:g}")
-    # knowledge_points are free text and not checked: reading a repeated field costs more than
-    # all the other trace rules together, and the gateway's 1 MiB body limit bounds them.
-
-
-def _check_heartbeat(event: pb.Event) -> None:
-    hb = event.heartbeat
+def _read_heartbeat(hb: pb.DeviceHeartbeat) -> None:
     if not 0 < hb.interval_s <= MAX_HEARTBEAT_INTERVAL_S:
         raise ValidationError(
             "heartbeat.interval_s",
@@ -295,23 +332,6 @@ def _check_heartbeat(event: pb.Event) -> None:
         raise _out_of_range("heartbeat.cpu_pct", hb.cpu_pct, 0, 100)
     if len(hb.firmware) > MAX_TEXT:
         raise _too_long("heartbeat.firmware", hb.firmware)
-
-
-_NO_PAYLOAD = "exactly one payload is required (lesson, teaching, observation, trace or heartbeat), got none"
-
-
-def _no_payload(event: pb.Event) -> None:
-    raise ValidationError("payload", _NO_PAYLOAD)
-
-
-_PAYLOAD_CHECKS: dict[str, Callable[[pb.Event], None]] = {
-    "lesson": _check_lesson,
-    "teaching": _check_teaching,
-    "observation": _check_observation,
-    "trace": _check_trace,
-    "heartbeat": _check_heartbeat,
-    "": _no_payload,
-}
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -331,7 +351,7 @@ def validate_event(event: pb.Event, now: datetime | float) -> None:
     ``now`` is the receiver's clock (aware datetime or epoch seconds; seconds are cheaper) that
     ``occurred_at`` is judged against. Envelope rules come first, then the payload's.
     """
-    _PAYLOAD_CHECKS[_check_envelope(event, now if now.__class__ is float else _now_seconds(now))](event)
+    read_event(event, now if now.__class__ is float else _now_seconds(now))
 
 
 def check_event(event: pb.Event, now: datetime | float) -> ValidationError | None:

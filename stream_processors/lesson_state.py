@@ -32,10 +32,6 @@ _HAND_RAISED = pb.LearningTrace.VERB_HAND_RAISED
 _NO_TIME = -1
 
 
-def _ms(ts: Any) -> int:
-    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
-
-
 def _ms_to_ts(ms: int, ts: Any) -> None:
     seconds, millis = divmod(ms, 1000)
     ts.seconds = seconds
@@ -79,47 +75,46 @@ class LessonState:
 
     # --- updates --------------------------------------------------------------------------------
 
-    def apply(self, event: pb.Event, payload: str | None = None, occurred: int | None = None) -> bool:
-        """Count ``event`` (a validated event of this lesson); False when it was a duplicate.
+    def count(self, device_id: str, seq: int, event_id: str, school_id: str, occurred: int) -> bool:
+        """Take a validated event of this lesson (occurred in ms); False when it was a duplicate.
 
-        ``payload`` and ``occurred`` (ms) may be passed when the caller has them: reading a field
-        of a protobuf message costs about as much as the arithmetic done with it.
+        The caller then adds the event's payload with one of the ``add_*`` methods, only on True.
+        Values come already read (classtrace.validation.read_event): with upb, reading a field
+        again costs about as much as the arithmetic done with it.
         """
-        if not self.seen.add(event.device_id, event.seq, event.event_id):
+        if not self.seen.add(device_id, seq, event_id):
             return False
         if not self.school_id:
-            self.school_id = event.school_id
-        if occurred is None:
-            occurred = _ms(event.occurred_at)
+            self.school_id = school_id
         self.latest_ms = max(self.latest_ms, occurred)
-        if payload is None:
-            payload = event.WhichOneof("payload")
-        if payload == "observation":
-            self.attention.add(event.observation.attentive, event.observation.present)
-        elif payload == "trace":
-            self._apply_trace(event, occurred)
-        elif payload == "teaching":
-            teaching = event.teaching
-            if teaching.kind in T_KINDS:
-                add_interval(self.t_union, occurred, occurred + teaching.duration_ms)
-        elif payload == "lesson":
-            self._apply_lifecycle(event, occurred)
         return True
 
-    def _apply_trace(self, event: pb.Event, occurred: int) -> None:
-        trace = event.trace
-        self.students.add(trace.student_id)
-        if trace.verb == _ANSWERED:
-            occurred_ns = event.occurred_at.seconds * 1_000_000_000 + event.occurred_at.nanos
-            correct = trace.HasField("correct") and trace.correct
-            self.answers.offer(trace.student_id, trace.item_id, occurred_ns, event.event_id, correct)
-        elif trace.verb == _HAND_RAISED:
+    def add_trace(
+        self,
+        trace: pb.LearningTrace,
+        student_id: str,
+        verb: int,
+        item_id: str,
+        occurred_ns: int,
+        event_id: str,
+    ) -> None:
+        """A LearningTrace: participation, first attempts of ANSWERED, HAND_RAISED count."""
+        self.students.add(student_id)
+        if verb == _ANSWERED:
+            # ``correct`` is an optional bool: unset reads as False, i.e. "not correct".
+            self.answers.offer(student_id, item_id, occurred_ns, event_id, trace.correct)
+        elif verb == _HAND_RAISED:
             self.hand_raises += 1
 
-    def _apply_lifecycle(self, event: pb.Event, occurred: int) -> None:
-        lesson = event.lesson
-        key = (occurred, event.event_id)
-        if lesson.phase == _STARTED:
+    def add_teaching(self, kind: int, occurred: int, duration_ms: int) -> None:
+        """A TeachingBehavior segment: T-set kinds join the union of T time."""
+        if kind in T_KINDS:
+            add_interval(self.t_union, occurred, occurred + duration_ms)
+
+    def add_lifecycle(self, lesson: pb.LessonLifecycle, phase: int, occurred: int, event_id: str) -> None:
+        """STARTED/ENDED: the earliest STARTED (with its metadata) and the latest ENDED win."""
+        key = (occurred, event_id)
+        if phase == _STARTED:
             if self.start is None or key < self.start:
                 self.start = key
                 self.meta = {
@@ -128,7 +123,7 @@ class LessonState:
                     "grade": lesson.grade,
                     "enrolled": lesson.enrolled,
                 }
-        elif lesson.phase == _ENDED and (self.end is None or key > self.end):
+        elif phase == _ENDED and (self.end is None or key > self.end):
             self.end = key
 
     # --- results --------------------------------------------------------------------------------

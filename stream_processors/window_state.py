@@ -61,25 +61,22 @@ class WindowState:
         self.lessons: set[str] = set()
         self.seen = SeenEvents()
 
-    def apply(self, event: pb.Event, payload: str | None = None) -> bool:
-        """Count a validated event of this window; False for a duplicate."""
-        if not self.seen.add(event.device_id, event.seq, event.event_id):
+    def count(self, device_id: str, seq: int, event_id: str, school_id: str, lesson_id: str) -> bool:
+        """Count a validated event of this window; False for a duplicate (values already read)."""
+        if not self.seen.add(device_id, seq, event_id):
             return False
         if not self.school_id:
-            self.school_id = event.school_id
+            self.school_id = school_id
         self.events += 1
-        if event.lesson_id:
-            self.lessons.add(event.lesson_id)
-        if payload is None:
-            payload = event.WhichOneof("payload")
-        if payload == "observation":
-            obs = event.observation
-            self.observations += 1
-            self.attention.add(obs.attentive, obs.present)
-            for item in obs.counts:
-                if item.behavior == _HAND_RAISING:
-                    self.hands += item.count
+        if lesson_id:
+            self.lessons.add(lesson_id)
         return True
+
+    def observe(self, present: int, attentive: int, counts: dict[int, int]) -> None:
+        """Add a counted observation (``counts``: behaviour → count, as validation read them)."""
+        self.observations += 1
+        self.attention.add(attentive, present)
+        self.hands += counts.get(_HAND_RAISING, 0)
 
     def points(self) -> list[ppb.MetricUpdate]:
         """The window's metric_points: events; attention_rate and hand_raising when observed.
@@ -148,21 +145,27 @@ class DeviceBook:
         self.devices: dict[str, list[Any]] = {}
         self.offline: set[str] = set()  # alerted; not persisted (an alert may repeat after restart)
 
-    def apply(self, event: pb.Event) -> bool:
-        """Take a heartbeat if it is the device's latest; True when the book changed."""
-        occurred = _ms(event.occurred_at)
-        current = self.devices.get(event.device_id)
-        if current is not None and (current[0], current[1]) >= (occurred, event.event_id):
+    def take(
+        self,
+        device_id: str,
+        occurred: int,
+        event_id: str,
+        school_id: str,
+        event: pb.Event,
+        hb: pb.DeviceHeartbeat,
+    ) -> bool:
+        """Take a validated heartbeat (occurred in ms) if it is the device's latest; True if it was."""
+        current = self.devices.get(device_id)
+        if current is not None and (current[0], current[1]) >= (occurred, event_id):
             return False
-        hb = event.heartbeat
         # received_at is the ingest clock, comparable with ours; a record produced straight to
         # Kafka may lack it, then the device clock has to do.
         seen = _ms(event.received_at) if event.HasField("received_at") else occurred
-        self.devices[event.device_id] = [
-            occurred, event.event_id, seen, hb.interval_s, hb.battery_pct, hb.spool_depth,
-            event.device_kind, event.school_id,
+        self.devices[device_id] = [
+            occurred, event_id, seen, hb.interval_s, hb.battery_pct, hb.spool_depth,
+            event.device_kind, school_id,
         ]  # fmt: skip
-        self.offline.discard(event.device_id)
+        self.offline.discard(device_id)
         return True
 
     def status(self, device_id: str, now_ms: int) -> ppb.DeviceStatus:
