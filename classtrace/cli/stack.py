@@ -54,6 +54,7 @@ class EmbeddedStack:
         self.client: Any = None
         self.chserver: Any = None
         self.sink: Any = None
+        self.sink_client: Any = None
         self.supervisor = Supervisor(self.data_dir / "logs")
         self.gateway_url = ""
         self._viewer_token = ""
@@ -109,9 +110,13 @@ class EmbeddedStack:
         self._viewer_token = ensure_admin_token(self.data_dir, self.bootstrap, self.settings.kafka_options)
 
     def _start_sink(self) -> None:
+        from classtrace.clickhouse import connect
         from sinks.service import SinkService
 
-        self.sink = SinkService(self.client, self.bootstrap, self.settings.kafka_options)
+        # Its own handle on the engine: a chDB client serialises its calls, and the sink's inserts
+        # should not queue behind the queries other processes send through the HTTP endpoint.
+        self.sink_client = connect(self.settings)
+        self.sink = SinkService(self.sink_client, self.bootstrap, self.settings.kafka_options)
         self.sink.start()
 
     def _child_env(self) -> dict[str, str]:
@@ -183,7 +188,8 @@ class EmbeddedStack:
             self.sink.stop()
         if self.chserver is not None:
             self.chserver.stop()
-        if self.client is not None:
-            self.client.close()
+        for client in (self.sink_client, self.client):
+            if client is not None:
+                client.close()
         if self.broker is not None:
             self.broker.stop()
