@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from classtrace.errors import StackNotRunning
+from classtrace.runtime import read_runtime
 from classtrace.settings import Settings
 
-__all__ = ["add_settings_flags", "settings_from_args"]
+__all__ = ["add_settings_flags", "resolve_bootstrap", "settings_from_args"]
 
 _FLAGS: tuple[tuple[str, type, str], ...] = (
     ("kafka_bootstrap", str, "HOST:PORT"),
@@ -41,3 +43,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The process's settings: environment, then the flags given on the command line."""
     overrides = {name: getattr(args, f"setting_{name}", None) for name, _kind, _metavar in _FLAGS}
     return Settings.load(overrides)
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """The configured Kafka bootstrap, else the one of the `classtrace up` running on the data dir."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    runtime = read_runtime(settings.data_dir)
+    if runtime is None:
+        raise StackNotRunning(
+            f"no running `classtrace up` on data dir {settings.data_dir} and no "
+            "CLASSTRACE_KAFKA_BOOTSTRAP: start the stack or name the broker"
+        )
+    return runtime.kafka_bootstrap

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until interrupted; the broker comes from settings or the running ``classtrace up``."""
     import uvicorn
 
-    from classtrace.cli.viewers import resolve_bootstrap
+    from classtrace.cli.common import resolve_bootstrap
     from sinks.dashboard.app import build_app
 
     bootstrap = resolve_bootstrap(settings)

@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from classtrace.cli.viewers import resolve_bootstrap
+    from classtrace.cli.common import resolve_bootstrap
     from classtrace.codec import ts_to_datetime
     from classtrace.kafka import ensure_topics
     from classtrace.topics import ALL_TOPICS, DEVICES

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from starlette.applications import Starlette
     from starlette.routing import BaseRoute
 
-    from classtrace.cli.viewers import resolve_bootstrap
+    from classtrace.cli.common import resolve_bootstrap
     from classtrace.kafka import ensure_topics
     from producers.gateway.app import GatewayConfig, build_app
     from producers.gateway.serve import serve

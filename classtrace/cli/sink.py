@@ -53,7 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; 0 after a clean drain, 1 when the sink failed."""
     from prometheus_client import start_http_server
 
-    from classtrace.cli.viewers import resolve_bootstrap
+    from classtrace.cli.common import resolve_bootstrap
     from classtrace.clickhouse import close_quietly, connect
     from classtrace.migrate import apply_migrations
     from sinks.batcher import BatchPolicy

@@ -12,11 +12,11 @@ import json
 import sys
 from typing import Any
 
-from classtrace.errors import StackNotRunning
+from classtrace.cli.common import resolve_bootstrap
 from classtrace.runtime import read_runtime
 from classtrace.settings import Settings
 
-__all__ = ["register", "resolve_bootstrap", "run"]
+__all__ = ["register", "run"]
 
 
 def register(sub: Any) -> None:
@@ -37,19 +37,6 @@ def register(sub: Any) -> None:
 
         add_settings_flags(action)
     parser.set_defaults(func=run)
-
-
-def resolve_bootstrap(settings: Settings) -> str:
-    """The configured Kafka bootstrap, else the one of the `classtrace up` running on the data dir."""
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    runtime = read_runtime(settings.data_dir)
-    if runtime is None:
-        raise StackNotRunning(
-            f"no running `classtrace up` on data dir {settings.data_dir} and no "
-            "CLASSTRACE_KAFKA_BOOTSTRAP: start the stack or name the broker"
-        )
-    return runtime.kafka_bootstrap
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

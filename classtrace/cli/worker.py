@@ -11,7 +11,8 @@ import argparse
 import logging
 from typing import Any
 
-from classtrace.errors import ConfigError, StackNotRunning
+from classtrace.cli.common import resolve_bootstrap
+from classtrace.errors import ConfigError
 from classtrace.settings import Settings
 
 __all__ = ["register", "run"]
@@ -50,19 +51,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from classtrace.runtime import read_runtime
-
-    runtime = read_runtime(settings.data_dir)
-    if runtime is None:
-        raise StackNotRunning(
-            f"no CLASSTRACE_KAFKA_BOOTSTRAP and no running `classtrace up` in {settings.data_dir}"
-        )
-    return runtime.kafka_bootstrap
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Ensure the topics, then run the worker until SIGINT/SIGTERM; returns the exit code."""
     from faust import Worker
@@ -72,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from stream_processors.agents import create_worker_app
     from stream_processors.app import WorkerConfig
 
-    bootstrap = _bootstrap(settings)
+    bootstrap = resolve_bootstrap(settings)
     check_reachable(bootstrap, settings.kafka_options)
     ensure_topics(bootstrap, settings.partitions, settings.kafka_options)
     # Changelogs must have as many partitions as the events topic (a classroom's values are
