@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from stream_processors.app import FaustTable, TopicOutputs, WorkerConfig, build_app
+from stream_processors.app import FaustTable, RecordWriter, TopicOutputs, WorkerConfig, build_app
 from stream_processors.processor import Processor, ProcessorConfig, Record
 
 __all__ = ["create_worker_app"]
@@ -30,11 +30,12 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
     app = build_app(config)
     topics = app.classtrace_topics  # type: ignore[attr-defined]
     tables = app.classtrace_tables  # type: ignore[attr-defined]
+    writer = RecordWriter(app)
     processor = Processor(
-        FaustTable(tables["lessons"]),
-        FaustTable(tables["windows"]),
-        FaustTable(tables["devices"]),
-        TopicOutputs(topics["metrics"], topics["dead_letters"]),
+        FaustTable(tables["lessons"], writer),
+        FaustTable(tables["windows"], writer),
+        FaustTable(tables["devices"], writer),
+        TopicOutputs(writer),
         ProcessorConfig(
             summary_interval_s=config.summary_interval_s, window_retention_s=config.window_retention_s
         ),
@@ -56,11 +57,21 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
                     for e in events
                 ]
             )
+            # Before take_events acks these events (when the loop asks for the next batch).
+            await send(writer)
 
     app.agent(topics["events"], name="classtrace-metrics")(process)
 
+    async def send(writer: RecordWriter) -> None:
+        try:
+            await writer.send()
+        except Exception as exc:  # records lost: stop (unacked events come again after restart)
+            logger.exception("producing changelog/metrics records failed")
+            await app.crash(exc)
+
     async def tick() -> None:
         processor.tick()
+        await send(writer)
 
     app.timer(_TICK_S, name="classtrace-tick")(tick)
 
