@@ -190,7 +190,7 @@ class LessonState:
                 "t": self.t_union,
                 "att": self.attention.to_list(),
                 "stu": sorted(self.students),
-                "ans": {k: list(v) for k, v in sorted(self.answers.attempts.items())},
+                "ans": dict(sorted(self.answers.attempts.items())),  # tuples encode as arrays
                 "hand": self.hand_raises,
                 "seen": self.seen.to_obj(),
             }
