@@ -123,7 +123,8 @@ class Gateway:
         if futures:
             started = time.perf_counter()
             try:
-                await asyncio.gather(*futures)
+                # One record (the common case) is awaited directly: gather() costs a task per request.
+                await (futures[0] if len(futures) == 1 else asyncio.gather(*futures))
             except TransportError as exc:
                 logger.warning("publish failed device=%s: %s", binding.device_id, exc)
                 return self._error(503, f"not stored, retry: {exc}", {"Retry-After": "1"})
