@@ -8,6 +8,10 @@ holds changes that are not on their way to the changelog when a rebalance or tim
 Records are acknowledged by the caller only after this returns, hence at-least-once: after a
 crash the uncommitted records come again, and each value's own SeenEvents skips what it holds.
 
+Per event the hot loop reads each protobuf field once (``classtrace.validation.read_event``
+validates and returns what it read) and finds its window and lesson by comparing with the
+previous event's, since a record is one classroom's events, mostly in time order.
+
 Poison input is data (STYLE §7): an undecodable record, an invalid event, or an exception while
 applying a record becomes a ``DeadLetter`` and processing goes on — an exception escaping into
 Faust would hang the worker (FIELD-NOTES).
@@ -28,7 +32,7 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import read_event
 from stream_processors.lesson_state import LessonState
 from stream_processors.metrics.windows import WINDOW_MS
-from stream_processors.summaries import SummaryThrottle
+from stream_processors.summaries import SummaryThrottle, summary_sink
 from stream_processors.window_state import DeviceBook, WindowState
 
 __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "Stats"]
@@ -289,7 +293,7 @@ class Processor:
             lesson = self._lessons[key]
             lessons.put(self._partition[lesson.classroom_id], key, lesson.to_bytes())
             self._touched[key] = now
-            if self._summaries.changed(key, lesson, now, self._summary_out(batch_of, lesson.classroom_id)):
+            if self._summaries.changed(key, lesson, now, summary_sink(batch_of, lesson.classroom_id)):
                 self.stats.summaries += 1
         now_ms = int(now * 1000)
         for classroom, changed in self._changed_devices.items():
@@ -303,17 +307,6 @@ class Processor:
         if now >= self._next_sweep:
             self._next_sweep = now + 10.0
             self._sweep(now)
-
-    @staticmethod
-    def _summary_out(
-        batch_of: Callable[[str], ppb.MetricBatch], classroom: str
-    ) -> Callable[[ppb.LessonSummary], None]:
-        """Where a summary of ``classroom`` goes: its MetricBatch, created only if one is sent."""
-
-        def out(summary: ppb.LessonSummary) -> None:
-            batch_of(classroom).summaries.append(summary)
-
-        return out
 
     def _send(self, batches: dict[str, ppb.MetricBatch]) -> None:
         for classroom, batch in batches.items():
@@ -355,7 +348,7 @@ class Processor:
                 if lesson is None:
                     throttle.pending.discard(key)
                 elif throttle.due(key, now) and throttle.send(
-                    key, lesson, now, self._summary_out(batch_of, lesson.classroom_id)
+                    key, lesson, now, summary_sink(batch_of, lesson.classroom_id)
                 ):
                     self.stats.summaries += 1
             self._load_books()

@@ -17,7 +17,7 @@ from classtrace.codec import set_ts_now
 from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.lesson_state import LessonState, summary_fingerprint
 
-__all__ = ["SummaryThrottle"]
+__all__ = ["SummaryThrottle", "summary_sink"]
 
 Out: TypeAlias = Callable[[ppb.LessonSummary], None]
 
@@ -62,3 +62,12 @@ class SummaryThrottle:
         out(summary)
         self._sent[key] = (fingerprint, summary.final, now, version)
         return True
+
+
+def summary_sink(batch_of: Callable[[str], ppb.MetricBatch], classroom: str) -> Out:
+    """Where a summary of ``classroom`` goes: its MetricBatch, created only if one is sent."""
+
+    def out(summary: ppb.LessonSummary) -> None:
+        batch_of(classroom).summaries.append(summary)
+
+    return out
