@@ -23,6 +23,13 @@ from stream_processors.metrics.attention import AttentionHistogram
 from stream_processors.metrics.participation import participation_rate
 from stream_processors.metrics.st_analysis import T_KINDS, add_interval, analyse, sample_count, st_codes
 
+_NAN = float("nan")
+
+
+def _or_nan(value: float | None) -> float:
+    return _NAN if value is None else value
+
+
 __all__ = ["LessonState", "summary_fingerprint"]
 
 _STARTED = pb.LessonLifecycle.PHASE_STARTED
@@ -159,10 +166,14 @@ class LessonState:
             st_rt=st.st_rt,
             st_ch=st.st_ch,
             teaching_mode=st.mode,
-            attention_rate=self.attention.rate() or 0.0,
-            participation_rate=participation_rate(len(self.students), meta["enrolled"]),
+            # NaN = "no value" (proto3 doubles have no unset): stored as NULL, so a lesson without
+            # camera frames or answers is not averaged into portraits as 0 %.
+            attention_rate=_or_nan(self.attention.rate()),
+            participation_rate=(
+                participation_rate(len(self.students), meta["enrolled"]) if meta["enrolled"] else _NAN
+            ),
             answers=accuracy.answers,
-            answer_accuracy=accuracy.accuracy,
+            answer_accuracy=accuracy.accuracy if accuracy.answers else _NAN,
             hand_raises=self.hand_raises,
             final=self.end is not None,
             st_codes=st.codes,

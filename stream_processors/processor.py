@@ -39,6 +39,8 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 
 logger = logging.getLogger(__name__)
 
+_MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (DESIGN §4)
+
 
 class StateTable(Protocol):
     """A changelogged key → bytes table (a Faust table in the worker, a dict in unit tests)."""
@@ -122,6 +124,9 @@ class Processor:
         self._windows: dict[str, WindowState] = {}
         self._books: dict[str, DeviceBook] = {}
         self._partition: dict[str, int] = {}  # classroom → partition of its records
+        # classroom → latest occurred_at (ms) seen: window lateness is measured in event time, so
+        # a backfill or a simulator running in the past keeps its windows (wall clock would not).
+        self._watermark: dict[str, int] = {}
         self._dirty_lessons: set[str] = set()
         self._dirty_windows: set[str] = set()
         self._changed_devices: dict[str, set[str]] = {}
@@ -189,6 +194,7 @@ class Processor:
         lesson_id_now = lesson_key = ""
         book: DeviceBook | None = None
         counted = duplicates = 0
+        mark = self._watermark.get(classroom, 0)
         for event in events:
             try:
                 (payload, event_id, school_id, room, device_id, lesson_id, seconds, nanos,
@@ -203,10 +209,12 @@ class Processor:
             counted += 1
             seq = event.seq
             occurred = seconds * 1000 + nanos // 1_000_000
+            if occurred > mark:  # noqa: PLR1730 - cheaper than max() in the hot loop
+                mark = occurred
             start = occurred - occurred % WINDOW_MS
             if start != window_start:
                 window_start, window_key = start, f"{classroom}/{start}"
-                window = self._window(classroom, start, now)
+                window = self._window(classroom, start, mark)
             fresh = False
             if window is None:
                 stats.late_dropped += 1
@@ -238,6 +246,7 @@ class Processor:
                     fresh = True
             if not fresh:
                 duplicates += 1
+        self._watermark[classroom] = mark
         stats.events += counted
         stats.duplicates += duplicates
 
@@ -251,14 +260,14 @@ class Processor:
             self._lessons[key] = state
         return state
 
-    def _window(self, classroom: str, start_ms: int, now: float) -> WindowState | None:
+    def _window(self, classroom: str, start_ms: int, mark_ms: int) -> WindowState | None:
         key = f"{classroom}/{start_ms}"
         state = self._windows.get(key)
         if state is None:
             raw = self._tables[1].get(key)
             if raw:
                 state = WindowState.from_bytes(raw)
-            elif (start_ms + WINDOW_MS) / 1000 < now - self.config.window_retention_s:
+            elif start_ms + WINDOW_MS < mark_ms - self.config.window_retention_s * 1000:
                 return None  # evicted: a fresh partial point would replace the complete one
             else:
                 state = WindowState(classroom, start_ms)
@@ -376,8 +385,15 @@ class Processor:
 
     def _sweep(self, now: float) -> None:
         """Drop expired windows (memory and table) and idle finished lessons (memory only)."""
-        horizon_ms = (now - self.config.window_retention_s) * 1000
-        for key in [k for k, w in self._windows.items() if w.start_ms + WINDOW_MS < horizon_ms]:
+        retention_ms = self.config.window_retention_s * 1000
+        backstop_ms = (now - _MAX_EVENT_AGE_S) * 1000  # older than any valid event: idle classrooms
+        marks = self._watermark
+
+        def expired(w: WindowState) -> bool:
+            end = w.start_ms + WINDOW_MS
+            return end < marks.get(w.classroom_id, 0) - retention_ms or end < backstop_ms
+
+        for key in [k for k, w in self._windows.items() if expired(w)]:
             window = self._windows.pop(key)
             self._tables[1].put(self._partition[window.classroom_id], key, None)
         for key in [k for k, t in self._touched.items() if now - t > self.config.idle_lesson_s]:

@@ -198,3 +198,36 @@ def test_live_summary_is_throttled_and_versions_increase():
     assert summaries[-1].final  # the final one is not throttled
     versions = [s.version for s in summaries]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
+
+
+def test_windows_of_a_lesson_hours_in_the_past_are_emitted():
+    """Lateness is event time: a backfill (or `up --simulate`, anchored in the past) keeps its windows."""
+    start = (int(time.time()) - 3 * 3600) * 1000  # three hours ago: past the 30 min window retention
+    lesson = recorded_lesson(seed=5, start_ms=start)
+    proc, sink = run(lesson)
+    points = sink.points()
+    assert proc.stats.late_dropped == 0
+    assert {metric for _start, metric in points} >= {"events", "attention_rate"}
+    assert sum(v for (_s, m), v in points.items() if m == "events") == len(lesson)
+
+
+def test_an_event_far_behind_its_classrooms_latest_is_not_given_a_partial_window():
+    now_ms = int(time.time()) * 1000
+    lesson = recorded_lesson(seed=6, start_ms=now_ms - 3 * 3600 * 1000, minutes=10)
+    later = recorded_lesson(seed=7, start_ms=now_ms - 3600 * 1000, minutes=10, lesson="lesson-0002")
+    proc, _tables, sink = make()
+    proc.process_records(records(chunks(later, 25)))
+    proc.tick()
+    before = proc.stats.late_dropped
+    proc.process_records(records(chunks(lesson[:5], 5)))
+    assert proc.stats.late_dropped - before == 5
+
+
+def test_a_lesson_without_frames_or_answers_reports_no_value_not_zero():
+    import math
+
+    quiet = [e for e in LESSON if e.WhichOneof("payload") not in ("observation", "trace")]
+    _proc, sink = run(quiet)
+    summary = sink.final_summary()
+    assert math.isnan(summary.attention_rate) and math.isnan(summary.answer_accuracy)
+    assert summary.answers == 0 and summary.participation_rate == 0.0

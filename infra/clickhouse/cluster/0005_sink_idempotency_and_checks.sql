@@ -6,7 +6,8 @@ ALTER TABLE ${db}.lesson_summary_local ON CLUSTER '{cluster}' ADD CONSTRAINT IF 
 
 ALTER TABLE ${db}.lesson_summary_local ON CLUSTER '{cluster}' ADD CONSTRAINT IF NOT EXISTS rates_are_ratios
     CHECK (attention_rate IS NULL OR attention_rate BETWEEN 0 AND 1)
-      AND (participation_rate IS NULL OR participation_rate BETWEEN 0 AND 1)
+      -- participation may exceed 1 (more active students than the roster says): kept, not hidden
+      AND (participation_rate IS NULL OR participation_rate >= 0)
       AND (answer_accuracy IS NULL OR answer_accuracy BETWEEN 0 AND 1);
 
 ALTER TABLE ${db}.lesson_summary_local ON CLUSTER '{cluster}' ADD CONSTRAINT IF NOT EXISTS known_teaching_mode
