@@ -215,7 +215,7 @@ def test_an_event_far_behind_its_classrooms_latest_is_not_given_a_partial_window
     now_ms = int(time.time()) * 1000
     lesson = recorded_lesson(seed=6, start_ms=now_ms - 3 * 3600 * 1000, minutes=10)
     later = recorded_lesson(seed=7, start_ms=now_ms - 3600 * 1000, minutes=10, lesson="lesson-0002")
-    proc, _tables, sink = make()
+    proc, _tables, _sink = make()
     proc.process_records(records(chunks(later, 25)))
     proc.tick()
     before = proc.stats.late_dropped
