@@ -106,6 +106,11 @@ class SinkService:
             settings=insert_settings,
         )
         self._handoff: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        # Inserted batches whose offsets the consume thread commits: every consumer call stays on
+        # that one thread. A synchronous commit from the insert thread while the consume thread
+        # sits in consume() stalled for good with librdkafka 2.16 (rows inserted, never committed,
+        # and no further fetches).
+        self._to_commit: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self._consumer: Consumer | None = None
         self._batch = self._new_batch()
         self._state = _State()
@@ -171,6 +176,7 @@ class SinkService:
         try:
             while not self._stopping.is_set():
                 self._poll(consumer, 0.05)
+                self._drain_commits()
                 if self._batch.due(self.policy):
                     self._hand_off(consumer)
                 self._update_lag(consumer)
@@ -180,6 +186,7 @@ class SinkService:
             self._handoff_sentinel()
             for thread in self._threads[1:]:
                 thread.join(self.stop_grace + 30.0)
+            self._drain_commits()
             with contextlib.suppress(Exception):
                 consumer.close()
 
@@ -226,6 +233,7 @@ class SinkService:
                 except queue.Full:
                     paused = self._pause(consumer, paused)
                     self._poll(consumer, 0.2, hand_off=False)  # stays in the group; paused → no records
+                    self._drain_commits()
                     if self._batch is not batch:  # revoked meanwhile: the batch was dropped
                         return
                     continue
@@ -266,6 +274,7 @@ class SinkService:
         logger.info("partitions assigned group=%s partitions=%s", self.group, _names(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drain_commits()  # what is inserted is committed while the partitions are still ours
         # Eager rebalance: everything is revoked; the next owner re-reads from the committed
         # offsets, so the rows of the open batch are dropped rather than inserted twice.
         logger.info(
@@ -340,9 +349,18 @@ class SinkService:
             )
         if self.hooks.after_insert is not None:
             self.hooks.after_insert(batch)
-        self._commit(batch)
-        if self.hooks.after_commit is not None:
-            self.hooks.after_commit(batch)
+        self._to_commit.put(batch)
+
+    def _drain_commits(self) -> None:
+        """Commit the offsets of every batch the insert thread has landed (consume thread only)."""
+        while True:
+            try:
+                batch = self._to_commit.get_nowait()
+            except queue.Empty:
+                return
+            self._commit(batch)
+            if self.hooks.after_commit is not None:
+                self.hooks.after_commit(batch)
 
     def _commit(self, batch: Batch) -> None:
         offsets = batch.commit_offsets()
