@@ -77,19 +77,13 @@ class Endpoints:
 def _register(devices: list[LoadDevice], endpoints: Endpoints) -> dict[str, str]:
     """Gateway tokens for the load devices, registered the way ``classtrace devices add`` does."""
     from classtrace.v1 import events_pb2 as pb
-    from producers.registry import register_device
+    from producers.registry import register_devices
 
-    tokens: dict[str, str] = {}
-    for d in devices:
-        tokens[d.device_id], _ = register_device(
-            endpoints.kafka_bootstrap,
-            endpoints.kafka_options,
-            school_id=d.school_id,
-            classroom_id=d.classroom_id,
-            device_id=d.device_id,
-            kind=pb.DEVICE_KIND_GATEWAY_SIM,
-            data_dir=endpoints.registry_dir,
-        )
+    wanted = [(d.school_id, d.classroom_id, d.device_id, pb.DEVICE_KIND_GATEWAY_SIM) for d in devices]
+    registered = register_devices(
+        endpoints.kafka_bootstrap, endpoints.kafka_options, wanted, data_dir=endpoints.registry_dir
+    )
+    tokens = {reg.device_id: token for token, reg in registered}
     # The gateway applies registrations in order: once the last token works, all do.
     probe = {
         "Authorization": f"Bearer {tokens[devices[-1].device_id]}",
