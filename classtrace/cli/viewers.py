@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from classtrace.cli.common import resolve_bootstrap
+from classtrace.cli.common import add_settings_flags, resolve_bootstrap
 from classtrace.runtime import read_runtime
 from classtrace.settings import Settings
 
@@ -20,7 +20,7 @@ __all__ = ["register", "run"]
 
 
 def register(sub: Any) -> None:
-    """Add ``viewers`` with its actions; settings flags go after the action (``viewers add --data-dir D``)."""
+    """Add ``viewers`` with its actions (settings flags go before or after the action)."""
     parser = sub.add_parser(
         "viewers", help="add, list or revoke dashboard viewer tokens", description=__doc__
     )
@@ -33,8 +33,6 @@ def register(sub: Any) -> None:
     revoke = actions.add_parser("revoke", help="revoke a viewer: its token stops working within ~2 s")
     revoke.add_argument("viewer_id", metavar="VIEWER_ID", help="as shown by `viewers list`")
     for action in (add, listing, revoke):
-        from classtrace.cli.common import add_settings_flags
-
         add_settings_flags(action)
     parser.set_defaults(func=run)
 
