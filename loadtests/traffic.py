@@ -18,10 +18,28 @@ from classtrace.v1 import events_pb2 as pb
 from smart_classroom_agents.classroom import classroom_stream
 from smart_classroom_agents.runner import SimulationPlan, plan_classrooms
 
-__all__ = ["BatchFactory", "LoadDevice", "load_devices", "template_events"]
+__all__ = ["LESSON_EVENTS", "BatchFactory", "LoadDevice", "load_devices", "template_events"]
 
 _COUNTER_DIGITS = 12
 _PLACEHOLDER = "0" * _COUNTER_DIGITS
+_SEQ_TAG = b"\x40"  # field 8 (seq), varint
+# seq is written as a 5-byte varint, padded (non-minimal but valid protobuf: parsers accept up to
+# 10 bytes), so every event keeps its length and the batch its offsets.
+_SEQ_WIDTH = 5
+_SEQ_PLACEHOLDER = b"\x80" * (_SEQ_WIDTH - 1) + b"\x00"
+_LESSON_DIGITS = 5
+LESSON_EVENTS = 2000
+"""Events a load device sends per lesson before it moves to the next: a real classroom sends
+about 1,000–2,000 per 40-minute lesson (docs/CAPACITY.md), so per-lesson state stays realistic."""
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -55,14 +73,29 @@ def template_events(n: int = 400, seed: int = 0, now_ms: int | None = None) -> l
 
 
 class BatchFactory:
-    """EventBatch bytes of ``batch_size`` events of one device, a fresh id for each event."""
+    """EventBatch bytes of ``batch_size`` events of one device, each with a fresh id and seq.
 
-    def __init__(self, device: LoadDevice, templates: list[pb.Event], batch_size: int = 100) -> None:
+    Like a real EdgeProducer, the device numbers its events (``seq`` = 1, 2, …, which the worker
+    deduplicates by) and moves to a new lesson every :data:`LESSON_EVENTS` events (lesson ids
+    ``<classroom>-L00001``, …): a load test then exercises per-lesson state of realistic size,
+    not one lesson holding a whole run.
+    """
+
+    def __init__(
+        self,
+        device: LoadDevice,
+        templates: list[pb.Event],
+        batch_size: int = 100,
+        lesson_events: int = LESSON_EVENTS,
+    ) -> None:
         self.device = device
         self.batch_size = batch_size
+        self.lesson_events = lesson_events
         self.counter = 0
-        lesson_id = f"{device.classroom_id}-L1"
-        self._fragments: list[tuple[bytes, int]] = []
+        lesson_placeholder = f"{device.classroom_id}-L{'0' * _LESSON_DIGITS}"
+        # Each event as the constant bytes around its three variable parts: the id's counter,
+        # the lesson number and the seq (in this order in the serialised event).
+        self._pieces: list[tuple[bytes, bytes, bytes]] = []
         for template in templates:
             event = pb.Event()
             event.CopyFrom(template)
@@ -73,28 +106,45 @@ class BatchFactory:
                 device.device_id,
             )
             event.device_kind = pb.DEVICE_KIND_GATEWAY_SIM
-            event.lesson_id = lesson_id
+            event.lesson_id = lesson_placeholder
             event.seq = 0
-            body = event.SerializeToString()
+            body = event.SerializeToString() + _SEQ_TAG + _SEQ_PLACEHOLDER
             # Field 1 (event_id) is serialised first: tag, length 36, then the id's 36 bytes.
             assert body[:2] == b"\x0a\x24", "event_id must be the first field"
-            wrapper = pb.EventBatch()
-            wrapper.events.append(event)
-            fragment = wrapper.SerializeToString()
-            self._fragments.append((fragment, len(fragment) - len(body) + 2 + 36 - _COUNTER_DIGITS))
+            fragment = b"\x0a" + _varint(len(body)) + body  # EventBatch.events: length-delimited
+            id_at = len(fragment) - len(body) + 2 + 36 - _COUNTER_DIGITS
+            lesson_at = fragment.index(lesson_placeholder.encode()) + len(lesson_placeholder) - _LESSON_DIGITS
+            seq_at = len(fragment) - _SEQ_WIDTH
+            assert id_at < lesson_at < seq_at
+            self._pieces.append(
+                (
+                    fragment[:id_at],
+                    fragment[id_at + _COUNTER_DIGITS : lesson_at],
+                    fragment[lesson_at + _LESSON_DIGITS : seq_at],
+                )
+            )
         self._next = 0
 
     def next_batch(self) -> tuple[bytes, int]:
-        """(EventBatch bytes, events in it); ids continue the device's counter."""
-        parts = bytearray()
-        offsets: list[int] = []
-        n = len(self._fragments)
+        """(EventBatch bytes, events in it); ids, seqs and lessons continue the device's count."""
+        parts: list[bytes] = []
+        add = parts.extend
+        pieces = self._pieces
+        n = len(pieces)
+        counter, per_lesson = self.counter, self.lesson_events
+        if (counter + self.batch_size) // per_lesson >= 10**_LESSON_DIGITS:
+            raise OverflowError(f"device {self.device.device_id} ran out of lesson numbers")
+        lesson, lesson_bytes = 0, b""
         for k in range(self.batch_size):
-            fragment, id_at = self._fragments[(self._next + k) % n]
-            offsets.append(len(parts) + id_at)
-            parts += fragment
+            head, middle, tail = pieces[(self._next + k) % n]
+            counter += 1
+            if (now_lesson := 1 + (counter - 1) // per_lesson) != lesson:
+                lesson, lesson_bytes = now_lesson, b"%05d" % now_lesson
+            # the 5-byte padded varint of counter, spelled out: this loop is the load generator's
+            v = counter
+            padded = (v & 0x7F) | (v << 1 & 0x7F00) | (v << 2 & 0x7F0000) | (v << 3 & 0x7F000000)
+            padded |= (v << 4 & 0x7F00000000) | 0x80808080
+            add((head, b"%012x" % counter, middle, lesson_bytes, tail, padded.to_bytes(_SEQ_WIDTH, "little")))
+        self.counter = counter
         self._next = (self._next + self.batch_size) % n
-        for at in offsets:
-            self.counter += 1
-            parts[at : at + _COUNTER_DIGITS] = b"%012x" % self.counter
-        return bytes(parts), self.batch_size
+        return b"".join(parts), self.batch_size
