@@ -33,6 +33,17 @@ class InsertClient(Protocol):
         transport_settings: dict[str, str] | None = None,
     ) -> Any: ...
 
+    def raw_insert(
+        self,
+        table: str,
+        column_names: Sequence[str] | None = None,
+        insert_block: Any = None,
+        settings: dict[str, Any] | None = None,
+        fmt: str | None = None,
+        compression: str | None = None,
+        transport_settings: dict[str, str] | None = None,
+    ) -> Any: ...
+
     def command(
         self,
         cmd: str,

@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from classtrace.codec import decode_batch, decode_message
 from classtrace.errors import DecodeError
 from classtrace.topics import DEADLETTER, EVENTS, METRICS
+from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.clickhouse_writer import dedup_token
 from sinks.metrics import SinkMetrics
+from sinks.protobuf_events import RawEvents
 from sinks.rows import (
     Block,
     add_dead_letter,
     add_dead_letter_record,
-    add_event_batch,
     add_metric_batch,
     new_block,
+    valid_events,
 )
 
 __all__ = ["TABLE_ORDER", "Batch", "BatchPolicy", "SinkTopics"]
@@ -60,11 +62,17 @@ class BatchPolicy:
 
 @dataclass
 class Batch:
-    """Rows of a run of records, one :class:`Block` per table, and the offsets they came from."""
+    """Rows of a run of records, one :class:`Block` per table, and the offsets they came from.
+
+    Events are kept as validated EventBatch bytes (:attr:`events`), which ClickHouse parses
+    itself (:mod:`sinks.protobuf_events`); ``blocks["events"]`` stays empty unless that insert is
+    refused and the sink falls back to rows (:meth:`event_rows`).
+    """
 
     topics: SinkTopics
     metrics: SinkMetrics
     blocks: dict[str, Block] = field(default_factory=lambda: {t: new_block(t) for t in TABLE_ORDER})
+    events: RawEvents = field(default_factory=RawEvents)
     offsets: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     """(topic, partition) → [first offset, last offset] read into this batch."""
     records: int = 0
@@ -72,7 +80,14 @@ class Batch:
 
     @property
     def rows(self) -> int:
-        return sum(len(b) for b in self.blocks.values())
+        return len(self.events) + sum(len(b) for b in self.blocks.values())
+
+    def event_rows(self, now_s: float | None = None) -> Block:
+        """The batch's events as a row block (the fallback when the protobuf insert is refused)."""
+        block = self.blocks["events"]
+        if not len(block):
+            block = self.blocks["events"] = self.events.rows(time.time() if now_s is None else now_s)
+        return block
 
     def due(self, policy: BatchPolicy, now: float | None = None) -> bool:
         if not self.records:
@@ -99,16 +114,15 @@ class Batch:
         blocks = self.blocks
         try:
             if topic == self.topics.events:
-                before = len(blocks["dead_letters"])
-                add_event_batch(
-                    decode_batch(raw, topic=topic, partition=partition, offset=offset),
-                    source,
-                    now,
-                    blocks["events"],
-                    blocks["dead_letters"],
-                )
-                if invalid := len(blocks["dead_letters"]) - before:
+                events = decode_batch(raw, topic=topic, partition=partition, offset=offset)
+                ok = valid_events(events, source, now, blocks["dead_letters"])
+                if invalid := len(events.events) - len(ok):
                     self.metrics.dead_letters.labels("invalid_event").inc(invalid)
+                    events = pb.EventBatch(events=ok)
+                if ok:
+                    # re-encoded, so ClickHouse parses exactly what upb parsed and validation
+                    # judged (a producer's non-canonical encoding never reaches it; ~0.2 µs/event)
+                    self.events.add(events.SerializeToString(), source, len(ok))
             elif topic == self.topics.metrics:
                 batch = decode_message(ppb.MetricBatch, raw, topic=topic, partition=partition, offset=offset)
                 add_metric_batch(batch, source, blocks["lesson_summary"], blocks["metric_points"])

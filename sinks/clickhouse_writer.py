@@ -34,6 +34,7 @@ from classtrace.schema import EVENT_COLUMNS
 from sinks.base import InsertClient
 from sinks.errors import SinkStopped
 from sinks.metrics import SinkMetrics
+from sinks.protobuf_events import INGEST_TABLE, RawEvents, ingest_settings
 from sinks.rows import Block
 
 __all__ = ["TABLE_TYPES", "ClickHouseWriter", "classify", "dedup_token"]
@@ -164,6 +165,32 @@ class ClickHouseWriter:
         extra = dict(settings or {})
         return self._write_range(block, 0, len(block), token, extra)
 
+    def write_events(self, events: RawEvents, token: str) -> str | None:
+        """Insert validated EventBatch bytes through ``events_ingest`` (migration 0006).
+
+        Retries outages like :meth:`write`; returns None once landed, or ClickHouse's reason
+        when it refuses the block — the caller then writes the same events as rows, whose
+        bisection isolates what was refused.
+        """
+        if not len(events):
+            return None
+        settings = {**self.settings, **ingest_settings(), "insert_deduplication_token": token}
+        table = f"{self.database}.{INGEST_TABLE}"
+
+        def insert() -> None:
+            started = time.perf_counter()
+            with store_errors(f"insert into {table}"):
+                self.client.raw_insert(table, None, events.body(), settings=settings, fmt="ProtobufList")
+            self.metrics.insert_seconds.labels("events").observe(time.perf_counter() - started)
+            self.metrics.rows_inserted.labels("events").inc(len(events))
+
+        try:
+            self._retrying("events", len(events), insert)
+        except _Refused as refused:
+            logger.warning("protobuf insert refused, writing the block as rows: %s", refused.reason)
+            return refused.reason
+        return None
+
     # --- internals ------------------------------------------------------------------------------
 
     def _write_range(
@@ -190,22 +217,26 @@ class ClickHouseWriter:
         return []
 
     def _insert_retrying(self, block: Block, token: str, extra: dict[str, Any]) -> None:
+        self._retrying(block.table, len(block), lambda: self._insert_once(block, token, extra))
+
+    def _retrying(self, table: str, rows: int, insert: Callable[[], None]) -> None:
+        """Run ``insert`` until it lands; a data error raises _Refused, anything else is retried."""
         attempt = 0
         while True:
             try:
-                self._insert_once(block, token, extra)
+                insert()
                 return
             except Exception as exc:
                 if classify(exc) == "data":
                     raise _Refused(_reason(exc)) from exc
                 attempt += 1
-                self.metrics.retries.labels(block.table).inc()
-                self._check_stop(block, exc)
+                self.metrics.retries.labels(table).inc()
+                self._check_stop(table, rows, exc)
                 delay = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** min(attempt, 20)))
                 logger.warning(
                     "insert failed, retrying table=%s rows=%d attempt=%d delay=%.2fs error=%s",
-                    block.table,
-                    len(block),
+                    table,
+                    rows,
                     attempt,
                     delay,
                     _reason(exc),
@@ -230,7 +261,7 @@ class ClickHouseWriter:
         self.metrics.insert_seconds.labels(block.table).observe(time.perf_counter() - started)
         self.metrics.rows_inserted.labels(block.table).inc(len(block))
 
-    def _check_stop(self, block: Block, exc: BaseException) -> None:
+    def _check_stop(self, table: str, rows: int, exc: BaseException) -> None:
         if not self.stopping.is_set():
             return
         now = time.monotonic()
@@ -238,7 +269,7 @@ class ClickHouseWriter:
             self._stop_seen = now
         if now - self._stop_seen >= self.stop_grace:
             raise SinkStopped(
-                f"stopped while ClickHouse was unavailable; {len(block)} {block.table} rows left "
+                f"stopped while ClickHouse was unavailable; {rows} {table} rows left "
                 f"uncommitted for redelivery: {_reason(exc)}"
             ) from exc
 

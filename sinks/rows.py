@@ -43,6 +43,7 @@ __all__ = [
     "add_event_batch",
     "add_metric_batch",
     "new_block",
+    "valid_events",
 ]
 
 Source = tuple[str, int, int]
@@ -157,12 +158,8 @@ def _ms(ts: Any) -> int:
 # --- events ---------------------------------------------------------------------------------------
 
 
-def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: Block, dead: Block) -> int:
-    """Validate ``batch``'s events and append them to ``events``; rejected ones go to ``dead``.
-
-    ``now_s`` (epoch seconds) is the receiver clock both for validation and for stamping
-    ``received_at`` on events that reach Kafka without one. Returns the number of events added.
-    """
+def valid_events(batch: pb.EventBatch, source: Source, now_s: float, dead: Block) -> list[pb.Event]:
+    """The events of ``batch`` that pass validation at ``now_s``; the others go to ``dead``."""
     ok: list[pb.Event] = []
     for event in batch.events:
         error = check_event(event, now_s)
@@ -178,6 +175,16 @@ def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: 
                 event_id=event.event_id,
                 school_id=event.school_id,
             )
+    return ok
+
+
+def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: Block, dead: Block) -> int:
+    """Validate ``batch``'s events and append them to ``events``; rejected ones go to ``dead``.
+
+    ``now_s`` (epoch seconds) is the receiver clock both for validation and for stamping
+    ``received_at`` on events that reach Kafka without one. Returns the number of events added.
+    """
+    ok = valid_events(batch, source, now_s, dead)
     n = len(ok)
     if not n:
         return 0

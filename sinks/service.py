@@ -328,8 +328,14 @@ class SinkService:
     def _flush(self, batch: Batch) -> None:
         dead = batch.blocks["dead_letters"]
         now = time.time()
+        refused = self._writer.write_events(batch.events, batch.token("events"))
         for table in ("events", "lesson_summary", "metric_points"):
-            block = batch.blocks[table]
+            if table == "events":
+                if refused is None:
+                    continue
+                block = batch.event_rows(now)  # the refused protobuf block, as bisectable rows
+            else:
+                block = batch.blocks[table]
             for index, reason in self._writer.write(block, batch.token(table)):
                 self.metrics.dead_letters.labels("refused").inc()
                 message = block.messages[index]

@@ -14,6 +14,9 @@ here from the same files, so the two can never drift apart:
   ``insert_deduplication_token`` by default.
 * ``ALTER TABLE db.t`` goes to ``db.t_local ON CLUSTER``; views get ``ON CLUSTER`` and keep reading
   the Distributed tables.
+* A ``Null`` table (a landing shape that stores nothing, e.g. ``events_ingest``) is created
+  ``ON CLUSTER`` as it is: on every node, its materialised view writes into the Distributed
+  table, which shards the rows, so a writer may insert into it on any node.
 
 Usage: ``python infra/clickhouse/gen_cluster_ddl.py [--check]`` (``--check`` fails when the
 committed files are stale; the test suite runs it).
@@ -39,6 +42,7 @@ _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS \$\{db\}\.(\w+)\s*\(", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*MergeTree)(\(([^)]*)\))?")
 _ALTER = re.compile(r"^ALTER TABLE \$\{db\}\.(\w+)\s")
 _VIEW = re.compile(r"^CREATE (OR REPLACE )?(MATERIALIZED )?VIEW (IF NOT EXISTS )?\$\{db\}\.(\w+)")
+_NULL_ENGINE = re.compile(r"\nENGINE\s*=\s*Null\b")
 _NON_REPLICATED = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+")
 
 
@@ -69,6 +73,8 @@ def convert(statement: str) -> list[str]:
     statement = _LEADING_COMMENTS.sub("", statement).strip()
     if match := _CREATE.match(statement):
         table = match.group(1)
+        if _NULL_ENGINE.search(statement):
+            return [statement.replace(f"${{db}}.{table}", f"${{db}}.{table} ON CLUSTER {CLUSTER}", 1)]
         local = statement.replace(f"${{db}}.{table}", f"${{db}}.{table}_local ON CLUSTER {CLUSTER}", 1)
         local = _drop_dedup_window(_engine(local, table))
         distributed = (

@@ -12,9 +12,11 @@ GRANT CREATE DATABASE, CREATE TABLE, CREATE VIEW, ALTER, DROP VIEW, INSERT, SELE
 CREATE USER IF NOT EXISTS classtrace_migrator IDENTIFIED WITH sha256_hash BY '${CLASSTRACE_CH_MIGRATOR_SHA256}';
 GRANT classtrace_migrator_role TO classtrace_migrator;
 
--- The sink writes the four tables and nothing else (it reads schema_migrations to check it).
+-- The sink writes the four tables (events through events_ingest) and nothing else (it reads schema_migrations to check it).
 CREATE ROLE IF NOT EXISTS classtrace_writer_role;
 GRANT INSERT ON classtrace.events TO classtrace_writer_role;
+-- events arrive through the events_ingest landing table (protobuf, parsed by ClickHouse; 0006)
+GRANT INSERT ON classtrace.events_ingest TO classtrace_writer_role;
 GRANT INSERT ON classtrace.lesson_summary TO classtrace_writer_role;
 GRANT INSERT ON classtrace.metric_points TO classtrace_writer_role;
 GRANT INSERT ON classtrace.dead_letters TO classtrace_writer_role;

@@ -102,7 +102,7 @@ def test_batch_tracks_offsets_and_dead_letters_undecodable_records():
     batch.add("ev", 0, 4, eb.SerializeToString())
     batch.add("dl", 0, 0, ppb.DeadLetter(source="gateway", error="e").SerializeToString())
     assert batch.commit_offsets() == [("ev", 1, 12), ("ev", 0, 5), ("dl", 0, 1)]
-    assert len(batch.blocks["events"]) == 6
+    assert len(batch.events) == len(batch.event_rows()) == 6
     assert len(batch.blocks["dead_letters"]) == 2
     assert batch.blocks["dead_letters"].row(0)["raw"] == b"\xff\x00garbage"
     assert "offset=11" in batch.blocks["dead_letters"].row(0)["error"]

@@ -80,7 +80,7 @@ def test_classify(exc, kind):
 def test_one_insert_per_block_with_its_token():
     batch = events_block(40)
     client = FakeClient()
-    assert writer(client).write(batch.blocks["events"], batch.token("events")) == []
+    assert writer(client).write(batch.event_rows(), batch.token("events")) == []
     assert len(client.inserts) == 1
     table, token, cols = client.inserts[0]
     assert (table, token) == ("events", batch.token("events"))
@@ -92,14 +92,14 @@ def test_transient_failures_retry_the_same_token():
     client = FakeClient(down=3)
     w = writer(client)
     before = sink_metrics().retries.labels("events")._value.get()
-    assert w.write(batch.blocks["events"], "tok") == []
+    assert w.write(batch.event_rows(), "tok") == []
     assert [t for _, t, _ in client.inserts] == ["tok"]
     assert sink_metrics().retries.labels("events")._value.get() - before == 3
 
 
 def test_poison_rows_are_isolated_by_bisection():
     batch = events_block(40)
-    block = batch.blocks["events"]
+    block = batch.event_rows()
     poison = {block.columns["event_id"][7], block.columns["event_id"][31]}
     client = FakeClient(poison=poison)
     refused = writer(client).write(block, "tok")
@@ -118,5 +118,5 @@ def test_stop_abandons_retries_after_grace():
     client = FakeClient(down=10**9)
     w = ClickHouseWriter(client, "db", sink_metrics(), stopping=stopping, stop_grace=0.05, sleep=time.sleep)
     with pytest.raises(SinkStopped, match="uncommitted"):
-        w.write(batch.blocks["events"], "tok")
+        w.write(batch.event_rows(), "tok")
     assert client.inserts == []
