@@ -201,3 +201,23 @@ def test_bulk_event_ids_are_canonical_uuid4():
     ids = _event_ids(2000)
     assert len(set(ids)) == 2000
     assert all(is_uuid(i) and uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_first_invalid_event_is_named_by_its_index(tmp_path):
+    with make(tmp_path) as edge:
+        bad = trace(edge)
+        bad.school_id = "no spaces"
+        with pytest.raises(ValidationError) as info:
+            edge.send_events([trace(edge), trace(edge), bad, trace(edge)])
+        assert info.value.field == "events[2].school_id"
+        assert edge.depth == 0
+
+
+def test_event_at_the_window_limit_is_spooled(tmp_path):
+    # The batch check defers events within a second of the occurred_at limits to read_event.
+    now = 1_800_000_000.0
+    with make(tmp_path, clock=lambda: now) as edge:
+        edge_of_future = trace(edge)
+        edge_of_future.occurred_at.seconds = int(now) + 300
+        edge.send_events([trace(edge), edge_of_future])
+        assert edge.depth == 2
