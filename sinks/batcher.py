@@ -1,8 +1,10 @@
-"""Size- and time-bounded batches of Kafka records, decoded into one block per table.
+"""Size- and time-bounded batches of Kafka records, ready for one insert per table.
 
-A :class:`Batch` turns each record into rows as it arrives (so the work overlaps the previous
-batch's insert) and remembers the offset range it read per partition: those ranges are what is
-committed once every block landed, and what the deduplication tokens are derived from.
+A :class:`Batch` takes each record as it arrives (so the work overlaps the previous batch's
+insert): event records are validated and kept as EventBatch bytes for ClickHouse to parse
+(:mod:`sinks.protobuf_events`), the other topics become rows. It also remembers the offset
+range it read per partition: those ranges are what is committed once every block landed, and
+what the deduplication tokens are derived from.
 
 A batch is due (:meth:`Batch.due`) when it holds ``max_rows`` rows or its first record is
 ``max_wait`` seconds old. Defaults fit chDB: one insert costs ~12 ms whatever its size, so rows
