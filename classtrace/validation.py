@@ -372,6 +372,9 @@ def read_batch(
     now_s: float,
     *,
     event_ids: list[str] | None = None,
+    school_ids: Iterable[str] | None = None,
+    classroom_ids: Iterable[str] | None = None,
+    device_ids: Iterable[str] | None = None,
     payloads: Sequence[str | None] | None = None,
 ) -> BatchIds | None:
     """Whether every event of ``events`` passes every rule at ``now_s``; its distinct ids if so.
@@ -381,9 +384,9 @@ def read_batch(
     Whenever it returns ids, read_event would have returned for every event. ``events`` should
     be a list: each field is one pass over it (a upb repeated field re-creates its items).
 
-    A caller that has just read every event's ``event_id`` or ``WhichOneof("payload")`` (the
-    SDK, completing envelopes) passes them as ``event_ids``/``payloads``, in event order,
-    rather than have them read again.
+    A caller that has just read every event's envelope ids or ``WhichOneof("payload")`` (the
+    SDK, completing envelopes) passes them as ``event_ids``, ``school_ids``, ``classroom_ids``,
+    ``device_ids`` and ``payloads``, in event order, rather than have them read again.
     """
     if not events:
         return BatchIds(set(), set(), set())
@@ -391,9 +394,9 @@ def read_batch(
         event_ids = [ev.event_id for ev in events]
     if not _uuids_ok(event_ids):
         return None
-    schools = {ev.school_id for ev in events}
-    classrooms = {ev.classroom_id for ev in events}
-    devices = {ev.device_id for ev in events}
+    schools = {ev.school_id for ev in events} if school_ids is None else set(school_ids)
+    classrooms = {ev.classroom_id for ev in events} if classroom_ids is None else set(classroom_ids)
+    devices = {ev.device_id for ev in events} if device_ids is None else set(device_ids)
     lessons = {ev.lesson_id for ev in events}
     lessons.discard("")  # optional outside lessons
     if not (_ids_ok(schools) and _ids_ok(classrooms) and _ids_ok(devices) and _ids_ok(lessons)):

@@ -151,73 +151,96 @@ class EdgeProducer:
         ``events[i].``) and a full spool :class:`~producers.errors.SpoolFull`; then nothing of
         the call was spooled and no seq was used up.
 
-        Three passes, each as lean as upb allows (a field read costs about as much as a check):
-        the envelope, reading only what it completes; validation of the whole call at once
-        (``read_batch``, handed the event ids and payload kinds the envelope read; an event
-        that fails is then found with ``read_event``, for its exact reason); and one
-        serialisation per event: the spool row holds the bytes the sender ships, so nothing is
-        re-encoded. The common cases (ids already pseudonymised or seen, one device) are lookups.
+        Column by column over the call, as lean as upb allows (a field read costs about as much
+        as a check): the envelope, reading only what it completes; validation of the whole call
+        at once (``read_batch``, handed the envelope columns just read; an event that fails is
+        then found with ``read_event``, for its exact reason); and one serialisation per event:
+        the spool row holds the bytes the sender ships, so nothing is re-encoded. The common
+        cases (ids already pseudonymised or seen, one device) are lookups.
         """
         batch = events if isinstance(events, list) else list(events)
         if not batch:
             return []
         now = float(self._clock())
         now_s, now_n = divmod(int(now * 1e9), 1_000_000_000)
-        own_school, own_classroom = self.school_id, self.classroom_id
         with self._append_lock:
-            pool, last_seqs, pseudonyms = self._id_pool, self._seqs, self._pseudonyms
-            seqs: dict[str, int] = {}
-            keys: list[tuple[str, str, bool]] = []
-            ids: list[str] = []
-            payloads: list[str | None] = []
-            for ev in batch:  # the envelope; reads only what it completes
-                event_id = ev.event_id
-                if not event_id:
-                    if not pool:
-                        pool.extend(_event_ids(max(256, len(batch) - len(ids))))
-                    ev.event_id = event_id = pool.pop()
-                ids.append(event_id)
-                school = ev.school_id
-                if not school:
-                    ev.school_id = school = own_school
-                classroom = ev.classroom_id
-                if not classroom:
-                    ev.classroom_id = classroom = own_classroom
+            n = len(batch)
+            # The envelope, one field at a time over the call: a upb read costs ~70 ns, and the
+            # columns read here are handed to read_batch instead of being read again.
+            ids = [ev.event_id for ev in batch]
+            if "" in ids:
+                pool = self._id_pool
+                for i, ev in enumerate(batch):
+                    if not ids[i]:
+                        if not pool:
+                            pool.extend(_event_ids(max(256, n - i)))
+                        ev.event_id = ids[i] = pool.pop()
+            schools = [ev.school_id for ev in batch]
+            if "" in schools:
+                for i, ev in enumerate(batch):
+                    if not schools[i]:
+                        ev.school_id = schools[i] = self.school_id
+            classrooms = [ev.classroom_id for ev in batch]
+            if "" in classrooms:
+                for i, ev in enumerate(batch):
+                    if not classrooms[i]:
+                        ev.classroom_id = classrooms[i] = self.classroom_id
+            for ev in batch:
                 if not ev.HasField("occurred_at"):
                     occurred = ev.occurred_at
                     occurred.seconds = now_s
                     occurred.nanos = now_n
                 if ev.HasField("received_at"):
                     ev.ClearField("received_at")  # stamped at ingest
-                device = ev.device_id
+            devices = [ev.device_id for ev in batch]
+            last_seqs = self._seqs
+            seqs: dict[str, int] = {}
+            for ev, device in zip(batch, devices, strict=True):
                 seq = seqs.get(device) or last_seqs.get(device, 0)
-                seq += 1
-                seqs[device] = ev.seq = seq
-                payload = ev.WhichOneof("payload")
-                if payload == "trace":
-                    trace = ev.trace
-                    student = trace.student_id
-                    if student:
-                        pseudonym = pseudonyms.get((school, student))
-                        if pseudonym is None:
-                            pseudonym = self._pseudonym_of(school, student)
-                        if pseudonym != student:
-                            trace.student_id = pseudonym
-                payloads.append(payload)
-                keys.append((classroom, device, payload == "heartbeat"))
-            if read_batch(batch, now, event_ids=ids, payloads=payloads) is None:
+                seqs[device] = ev.seq = seq + 1
+            payloads = [ev.WhichOneof("payload") for ev in batch]
+            if "trace" in payloads:
+                pseudonyms = self._pseudonyms
+                for ev, school, payload in zip(batch, schools, payloads, strict=True):
+                    if payload == "trace":
+                        trace = ev.trace
+                        student = trace.student_id
+                        if student:
+                            pseudonym = pseudonyms.get((school, student))
+                            if pseudonym is None:
+                                pseudonym = self._pseudonym_of(school, student)
+                            if pseudonym != student:
+                                trace.student_id = pseudonym
+            known = read_batch(
+                batch,
+                now,
+                event_ids=ids,
+                school_ids=schools,
+                classroom_ids=classrooms,
+                device_ids=devices,
+                payloads=payloads,
+            )
+            if known is None:
                 # Some event breaks a rule (or sits at a limit): per event, for the exact error.
                 for i, ev in enumerate(batch):
                     try:
                         read_event(ev, now)
                     except ValidationError as exc:
                         raise ValidationError(f"events[{i}].{exc.field}", exc.reason) from None
-            groups: dict[tuple[str, str, bool], list[bytes]] = {}
-            for key, ev in zip(keys, batch, strict=True):
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = []
-                group.append(_as_batch_item(ev.SerializeToString()))
+            try:
+                items = [_ITEM_PREFIXES[len(b)] + b for b in map(_SERIALIZE, batch)]
+            except IndexError:  # an event of 16 KiB or more: a longer length prefix
+                items = [_as_batch_item(b) for b in map(_SERIALIZE, batch)]
+            keys = list(zip(classrooms, devices, [p == "heartbeat" for p in payloads], strict=True))
+            if keys.count(keys[0]) == n:  # one device, one kind: the usual call
+                groups = {keys[0]: items}
+            else:
+                groups = {}
+                for key, item in zip(keys, items, strict=True):
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = []
+                    group.append(item)
             self.spool.append(_chunks(groups), seqs)
             last_seqs.update(seqs)
         self._sender.wake()
@@ -361,6 +384,7 @@ def _set_time(ev: pb.Event, when: datetime | float) -> None:
 
 
 # An EventBatch item is field 1, length-delimited: tag 0x0A, the varint length, the Event bytes.
+_SERIALIZE = pb.Event.SerializeToString
 _ITEM_PREFIXES = [
     bytes([0x0A, n]) if n < 0x80 else bytes([0x0A, n & 0x7F | 0x80, n >> 7]) for n in range(1 << 14)
 ]
