@@ -16,7 +16,9 @@ overflow:
    ``refused_full``. Learning data is never dropped silently: the caller hears about it.
 
 One process at a time: the spool takes an exclusive ``flock`` on ``<path>.lock``, released by
-the OS when the process dies, so a restarted device reopens its spool at once.
+the OS when the process dies, so a restarted device reopens its spool at once. Within it, writes
+go through one connection in turn, and the sender reads batches through a second one: a WAL
+reader does not wait for the writer, so the next batch is read while an append fsyncs.
 """
 
 from __future__ import annotations
@@ -76,20 +78,28 @@ class SQLiteSpool:
         self.capacity = capacity
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lockfile = self._take_lock()
-        self._lock = threading.Lock()  # one connection shared by the caller and the sender thread
+        # Two connections. Writes (append, ack, quarantine) share one, in turn (``_lock``). The
+        # sender reads chunks on its own (``_read_lock``): WAL readers never wait for a writer,
+        # so reading the next batch overlaps an append's fsync instead of queueing behind it.
+        self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        opened: list[sqlite3.Connection] = []
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            db = _connect(self.path, opened)
+            db.execute("PRAGMA journal_mode=WAL")
             self._sync = "FULL" if durable else "NORMAL"
-            self._db.execute(f"PRAGMA synchronous={self._sync}")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM chunks").fetchone()
-            self._depth = int(row[0])
-            row = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM quarantine").fetchone()
-            self._quarantined = int(row[0])
+            db.execute(f"PRAGMA synchronous={self._sync}")
+            db.executescript(_SCHEMA)
+            self._depth = int(db.execute("SELECT COALESCE(SUM(n), 0) FROM chunks").fetchone()[0])
+            self._quarantined = int(db.execute("SELECT COALESCE(SUM(n), 0) FROM quarantine").fetchone()[0])
+            reader = _connect(self.path, opened)
+            reader.execute("PRAGMA query_only=1")
         except sqlite3.Error as exc:
+            for connection in opened:
+                connection.close()
             self._release_lock()
             raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
+        self._db, self._reader = db, reader
         self._refused_full = 0
         self._dropped_heartbeats = 0
         if self._depth:
@@ -114,9 +124,10 @@ class SQLiteSpool:
 
     def close(self) -> None:
         """Checkpoint and close; chunks not acknowledged stay for the next open."""
-        with self._lock:
+        with self._read_lock, self._lock:
             if self._lockfile.closed:
                 return
+            self._reader.close()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
@@ -200,9 +211,9 @@ class SQLiteSpool:
         """The oldest chunks holding at most ``max_events`` events (at least one chunk)."""
         out: list[SpoolChunk] = []
         total = 0
-        with self._lock:
+        with self._read_lock:
             try:
-                cursor = self._db.execute(
+                cursor = self._reader.execute(
                     "SELECT id, classroom_id, device_id, n, payload FROM chunks ORDER BY id"
                 )
                 for row_id, classroom_id, device_id, n, payload in cursor:
@@ -226,8 +237,13 @@ class SQLiteSpool:
                 # downstream): no fsync of its own. The next append's fsync persists it anyway.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
-                removed = self._sum_n(ids)
-                self._db.executemany("DELETE FROM chunks WHERE id = ?", ids)
+                # One statement; RETURNING counts only rows still there (a capacity drop may
+                # have removed some since they were read).
+                marks = ",".join("?" * len(ids))
+                cursor = self._db.execute(
+                    f"DELETE FROM chunks WHERE id IN ({marks}) RETURNING n", [r for (r,) in ids]
+                )
+                removed = sum(n for (n,) in cursor)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
@@ -278,6 +294,12 @@ class SQLiteSpool:
             dropped_heartbeats=self._dropped_heartbeats,
             quarantined=self._quarantined,
         )
+
+
+def _connect(path: Path, opened: list[sqlite3.Connection]) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    opened.append(connection)
+    return connection
 
 
 def spool_size_bytes(path: Path) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from producers.errors import SpoolError, SpoolFull
@@ -67,3 +69,24 @@ def test_quarantine_keeps_chunk_out_of_the_queue(tmp_path):
         assert spool.depth == 3
     with SQLiteSpool(path) as spool:
         assert spool.stats().quarantined == 2
+
+
+def test_batch_reads_while_a_write_holds_the_connection(tmp_path):
+    # The sender reads on a connection of its own: a batch never waits for an append's fsync.
+    with SQLiteSpool(tmp_path / "s.db") as spool:
+        spool.append([chunk(2)], {})
+        read: list[list[int]] = []
+        with spool._lock:  # as an append or ack does while it commits
+            reader = threading.Thread(target=lambda: read.append([c.n_events for c in spool.batch(10)]))
+            reader.start()
+            reader.join(30)
+        assert read == [[2]]
+
+
+def test_acking_a_chunk_twice_counts_it_once(tmp_path):
+    with SQLiteSpool(tmp_path / "s.db") as spool:
+        spool.append([chunk(3), chunk(2)], {})
+        first = spool.batch(10)[0].row_id
+        spool.ack([first])
+        spool.ack([first])
+        assert spool.depth == 2
