@@ -240,3 +240,26 @@ def test_query_cli_on_a_fresh_data_dir_creates_the_schema(tmp_path):
     assert set(shown.stdout.split()) >= {
         '"name"', '"events"', '"lesson_summary"', '"metric_points"', '"dead_letters"', '"teacher_portrait"',
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_protobuf_event_inserts_over_http(server, http_db, compress):
+    # What a `classtrace sink` process (or any sink against a ClickHouse server) sends: the
+    # inline schema travels as a URL setting, the EventBatch bytes as the body.
+    from loadtests.traffic import BatchFactory, load_devices, template_events
+    from sinks.clickhouse_writer import ClickHouseWriter
+    from sinks.metrics import sink_metrics
+    from sinks.protobuf_events import RawEvents
+
+    client = stock_client(server, compress=compress, database=http_db.database)
+    factory = BatchFactory(load_devices("0123abcd", 1)[0], template_events(), 100)
+    raw = RawEvents()
+    for offset in range(3):
+        raw.add(factory.next_batch()[0], ("ev", 0, offset), 100)
+    writer = ClickHouseWriter(client, http_db.database, sink_metrics())
+    assert writer.write_events(raw, "pb-1") is None
+    assert writer.write_events(raw, "pb-1") is None  # same token: dropped
+    assert client.command("SELECT count() FROM events") == 300
+    odd = "SELECT countIf(kind = '') + countIf(device_kind != 'GATEWAY_SIM') FROM events"
+    assert client.command(odd) == 0
+    client.close()
