@@ -88,7 +88,8 @@ class Batch:
         """The batch's events as a row block (the fallback when the protobuf insert is refused)."""
         block = self.blocks["events"]
         if not len(block):
-            block = self.blocks["events"] = self.events.rows(time.time() if now_s is None else now_s)
+            now = time.time() if now_s is None else now_s
+            block = self.blocks["events"] = self.events.rows(now, self.blocks["dead_letters"])
         return block
 
     def due(self, policy: BatchPolicy, now: float | None = None) -> bool:

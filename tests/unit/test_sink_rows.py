@@ -119,3 +119,26 @@ def test_batch_due_by_rows_or_age():
     batch.add("ev", 0, 1, eb.SerializeToString())
     batch.add("ev", 0, 2, eb.SerializeToString())
     assert batch.due(policy)
+
+
+def test_invalid_events_are_dead_lettered_and_the_rest_kept_as_protobuf():
+    ((_, batch),) = event_batches(4, per_batch=4)
+    batch.events[1].trace.student_id = "zhang.san"  # a raw student id: rejected
+    b = Batch(TOPICS, sink_metrics())
+    b.add("ev", 0, 7, batch.SerializeToString())
+    assert len(b.events) == 3
+    (error,) = b.blocks["dead_letters"].columns["error"]
+    assert "student_id" in error and "zhang.san" not in error
+    kept = pb.EventBatch.FromString(b.events.parts[0])
+    assert [e.event_id for e in kept.events] == [batch.events[i].event_id for i in (0, 2, 3)]
+
+
+def test_the_row_fallback_dead_letters_events_that_aged_past_the_horizon():
+    ((_, batch),) = event_batches(3, per_batch=3)
+    b = Batch(TOPICS, sink_metrics())
+    b.add("ev", 0, 0, batch.SerializeToString())
+    later = time.time() + 8 * 86_400  # the insert was refused for a week
+    rows = b.event_rows(later)
+    assert len(rows) == 0
+    assert len(b.blocks["dead_letters"]) == 3
+    assert all("older than 7 days" in e for e in b.blocks["dead_letters"].columns["error"])
