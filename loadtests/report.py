@@ -81,6 +81,25 @@ def _both(zh: str, en: str) -> str:
     return f'<span lang="zh-CN">{html.escape(zh)}</span><span lang="en">{html.escape(en)}</span>'
 
 
+def _cpu_table(cpu: Mapping[str, Any]) -> str:
+    """CPU seconds and CPU-µs per landed event of each process role (empty without figures)."""
+    per_event = cpu.get("us_per_event", {})
+    if not per_event:
+        return ""
+    head = (
+        f"<tr><th>{_both('进程角色', 'role')}</th><th>{_both('CPU 秒', 'CPU s')}</th>"
+        f"<th>{_both('每事件 CPU (µs)', 'CPU per event (µs)')}</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(role)}</td><td>{cpu['cpu_s'][role]:,.1f}</td><td>{us:,.1f}</td></tr>"
+        for role, us in sorted(per_event.items(), key=lambda item: -item[1])
+    )
+    total_us = cpu.get("total_us_per_event", 0.0)
+    total = f"<tr><th>{_both('合计', 'total')}</th><td></td><td>{total_us:,.1f}</td></tr>"
+    caption = _both("各进程 CPU（从加压开始到全部入库）", "CPU by process (load start to fully landed)")
+    return f"<h2>{caption}</h2><table>{head}{body}{total}</table>"
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole page for a report dict made by :mod:`loadtests.runner`."""
     rows = []
@@ -128,6 +147,7 @@ html[data-lang=zh] [lang=en],html[data-lang=en] [lang=zh-CN]{{display:none}}
 <button onclick="{toggle}">中文 / English</button>
 <h1>{title} <small>{run}</small></h1>
 <table>{"".join(rows)}</table>
+{_cpu_table(report.get("cpu", {}))}
 {"".join(f"<div>{c}</div>" for c in charts)}
 <script>document.documentElement.dataset.lang="zh";</script>
 </body></html>

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 
 from classtrace.errors import ClasstraceError
+from loadtests import cpu
 from loadtests.report import render_html
 from loadtests.traffic import LoadDevice, load_devices
 
@@ -185,9 +187,19 @@ def _drain(query: Query, school: str, accepted: int, timeout: float) -> tuple[in
 
 
 def run_loadtest(
-    plan: LoadTestPlan, endpoints: Endpoints, query: Query, out_dir: Path, *, quiet: bool = False
+    plan: LoadTestPlan,
+    endpoints: Endpoints,
+    query: Query,
+    out_dir: Path,
+    *,
+    quiet: bool = False,
+    stack_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Run, drain, reconcile; returns the report (also written as JSON and HTML under out_dir)."""
+    """Run, drain, reconcile; returns the report (also written as JSON and HTML under out_dir).
+
+    ``stack_pid``: the pid of a local ``classtrace up``, whose processes' CPU time the report
+    then breaks down by role (:mod:`loadtests.cpu`).
+    """
     run = f"{int(time.time() * 1000) & 0xFFFFFFFF:08x}"
     school = f"lt-{run}"
     devices = load_devices(run, plan.users)
@@ -211,16 +223,23 @@ def run_loadtest(
         )
     sampler = _Sampler(query, school)
     sampler.start()
+    cpu_before = cpu.snapshot(stack_pid) if stack_pid else None
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     try:
         code = _locust(plan, config, work / "locust", quiet)
     finally:
         config.unlink()  # the tokens are not needed any more
     t_load_end = time.time()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    locust_cpu = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
     tally = json.loads((work / "tally.json").read_text()) if (work / "tally.json").exists() else {}
     sent = int(tally.get("acked", 0)) + int(tally.get("failed", 0))
     accepted = int(tally.get("acked", 0)) - int(tally.get("rejected", 0))
     count, landed, t_drained = _drain(query, school, accepted, plan.drain_timeout_s)
+    cpu_after = cpu.snapshot(stack_pid) if stack_pid else None
     sampler.stop.set()
     sampler.join(5)
     hist = _history(work / "locust_stats_history.csv", t0)
@@ -258,10 +277,31 @@ def run_loadtest(
             "latency_p99_ms": hist["p99"],
         },
     }
+    report["cpu"] = _cpu_report(cpu_before, cpu_after, locust_cpu, landed, t_drained - t0)
     report["verdict"] = "PASS" if lost == 0 and report["duplicated"] == 0 and sent > 0 else "FAIL"
     (out_dir / f"loadtest-{run}.json").write_text(json.dumps(report, indent=1))
     (out_dir / f"loadtest-{run}.html").write_text(render_html(report), encoding="utf-8")
     return report
+
+
+def _cpu_report(
+    before: cpu.CpuSnapshot | None,
+    after: cpu.CpuSnapshot | None,
+    locust_cpu_s: float,
+    landed: int,
+    window_s: float,
+) -> dict[str, Any]:
+    """CPU seconds and CPU-µs per landed event, by role, from load start to drained."""
+    roles = cpu.usage(before, after) if before is not None and after is not None else {}
+    roles["locust"] = locust_cpu_s
+    per_event = {role: seconds * 1e6 / landed if landed else 0.0 for role, seconds in roles.items()}
+    return {
+        "window_s": window_s,
+        "stack_measured": before is not None and after is not None,
+        "cpu_s": roles,
+        "us_per_event": per_event,
+        "total_us_per_event": sum(per_event.values()),
+    }
 
 
 def _last(series: list[tuple[float, float]]) -> float:

@@ -48,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+def _cpu_line(cpu: Mapping[str, Any]) -> str:
+    """'CPU per landed event: worker 15.4 µs, …' — the figures docs/CAPACITY.md sizes roles by."""
+    per_event = sorted(cpu["us_per_event"].items(), key=lambda item: -item[1])
+    roles = ", ".join(f"{role} {us:.1f} µs" for role, us in per_event)
+    where = "" if cpu["stack_measured"] else " (stack processes not measured: not a local `classtrace up`)"
+    return f"CPU per landed event: {roles}; total {cpu['total_us_per_event']:.1f} µs{where}"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Find the stack, run the load, print the reconciliation."""
     from classtrace.clickhouse import connect, store_errors
@@ -78,7 +86,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return [tuple(row) for row in client.query(sql, parameters=dict(params)).result_rows]
 
     try:
-        report = run_loadtest(plan, endpoints, query, args.out or data_dir / "loadtests", quiet=args.quiet)
+        report = run_loadtest(
+            plan,
+            endpoints,
+            query,
+            args.out or data_dir / "loadtests",
+            quiet=args.quiet,
+            stack_pid=runtime.pid if runtime is not None else None,
+        )
     finally:
         client.close()
     if args.format == "json":
@@ -92,4 +107,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"p95 {report['latency_p95_ms']:.0f} ms; report: {(args.out or data_dir / 'loadtests')}"
             f"/loadtest-{report['run']}.html"
         )
+        print(_cpu_line(report["cpu"]))
     return 0 if report["verdict"] == "PASS" else 1

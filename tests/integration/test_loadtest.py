@@ -27,5 +27,9 @@ def test_small_loadtest_reconciles(running_stack, target, tmp_path):  # noqa: F8
     assert report["verdict"] == "PASS"
     assert report["sent"] > 0 and report["lost"] == 0 and report["duplicated"] == 0
     assert report["landed"] == report["accepted"] == report["sent"] - report["rejected"]
+    cpu = report["cpu"]  # the stack's processes, by role, for the capacity note
+    assert cpu["stack_measured"]
+    assert {"up", "tansu", "gateway", "worker", "locust"} <= set(cpu["us_per_event"])
+    assert all(us >= 0 for us in cpu["us_per_event"].values()) and cpu["total_us_per_event"] > 0
     html = (tmp_path / f"loadtest-{report['run']}.html").read_text()
     assert "<svg" in html and "压测报告" in html
