@@ -88,6 +88,16 @@ _ENCODER_ERRORS: tuple[type[BaseException], ...] = (
     TypeError, ValueError, OverflowError, struct.error, UnicodeError, AttributeError,
 )  # fmt: skip
 
+# Codes meaning "this server cannot take events as protobuf": the block is written as rows instead
+# (any server can take those), never retried as protobuf.
+_PROTOBUF_PATH_CODES = frozenset({
+    115,  # UNKNOWN_SETTING: format_schema_source needs ClickHouse >= 25.6
+    434,  # CANNOT_PARSE_PROTOBUF_SCHEMA
+    436,  # PROTOBUF_BAD_CAST
+    443,  # NO_COLUMNS_SERIALIZED_TO_PROTOBUF_FIELDS
+    444,  # UNKNOWN_PROTOBUF_FORMAT
+})  # fmt: skip
+
 Failure = Literal["transient", "data"]
 
 
@@ -179,8 +189,13 @@ class ClickHouseWriter:
 
         def insert() -> None:
             started = time.perf_counter()
-            with store_errors(f"insert into {table}"):
-                self.client.raw_insert(table, None, events.body(), settings=settings, fmt="ProtobufList")
+            try:
+                with store_errors(f"insert into {table}"):
+                    self.client.raw_insert(table, None, events.body(), settings=settings, fmt="ProtobufList")
+            except StoreError as exc:
+                if exc.code in _PROTOBUF_PATH_CODES:
+                    raise _Refused(_reason(exc)) from exc
+                raise
             self.metrics.insert_seconds.labels("events").observe(time.perf_counter() - started)
             self.metrics.rows_inserted.labels("events").inc(len(events))
 
@@ -226,6 +241,8 @@ class ClickHouseWriter:
             try:
                 insert()
                 return
+            except _Refused:
+                raise
             except Exception as exc:
                 if classify(exc) == "data":
                     raise _Refused(_reason(exc)) from exc

@@ -120,3 +120,39 @@ def test_stop_abandons_retries_after_grace():
     with pytest.raises(SinkStopped, match="uncommitted"):
         w.write(batch.event_rows(), "tok")
     assert client.inserts == []
+
+
+class ProtobufClient:
+    """raw_insert only: fails with the given errors in turn, then lands."""
+
+    def __init__(self, *errors):
+        self.errors = list(errors)
+        self.calls = []
+
+    def raw_insert(self, table, column_names, insert_block, settings, fmt):
+        self.calls.append((table, fmt, settings["insert_deduplication_token"], len(insert_block)))
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def test_protobuf_inserts_retry_outages_under_one_token():
+    batch = events_block()
+    client = ProtobufClient(StoreError("connection refused", None), StoreError("Code: 202. TOO_MANY", 202))
+    assert writer(client).write_events(batch.events, batch.token("events")) is None
+    assert [c[:3] for c in client.calls] == [("db.events_ingest", "ProtobufList", batch.token("events"))] * 3
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StoreError("Code: 115. Unknown setting 'format_schema_source'", 115),  # ClickHouse < 25.6
+        StoreError("Code: 444. Protobuf messages are corrupted", 444),
+        StoreError("Code: 53. Type mismatch", 53),
+    ],
+)
+def test_a_server_that_cannot_take_protobuf_gets_rows_instead(error):
+    batch = events_block()
+    client = ProtobufClient(error)
+    reason = writer(client).write_events(batch.events, batch.token("events"))
+    assert reason is not None and str(error.code) in reason
+    assert len(client.calls) == 1  # not retried as protobuf: the caller writes the rows
