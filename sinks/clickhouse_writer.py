@@ -98,6 +98,8 @@ _PROTOBUF_PATH_CODES = frozenset({
     444,  # UNKNOWN_PROTOBUF_FORMAT
 })  # fmt: skip
 
+_UNKNOWN_SETTING = 115
+
 Failure = Literal["transient", "data"]
 
 
@@ -159,6 +161,7 @@ class ClickHouseWriter:
         self._sleep = sleep
         self._rng = random.Random()
         self._stop_seen: float | None = None
+        self._no_protobuf: str | None = None  # why this server takes events only as rows
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -184,6 +187,8 @@ class ClickHouseWriter:
         """
         if not len(events):
             return None
+        if self._no_protobuf is not None:
+            return self._no_protobuf
         settings = {**self.settings, **ingest_settings(), "insert_deduplication_token": token}
         table = f"{self.database}.{INGEST_TABLE}"
 
@@ -193,6 +198,8 @@ class ClickHouseWriter:
                 with store_errors(f"insert into {table}"):
                     self.client.raw_insert(table, None, events.body(), settings=settings, fmt="ProtobufList")
             except StoreError as exc:
+                if exc.code == _UNKNOWN_SETTING:  # an older server: it will not learn mid-run
+                    self._no_protobuf = f"protobuf path off for this server: {_reason(exc)}"
                 if exc.code in _PROTOBUF_PATH_CODES:
                     raise _Refused(_reason(exc)) from exc
                 raise

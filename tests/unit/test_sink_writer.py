@@ -156,3 +156,12 @@ def test_a_server_that_cannot_take_protobuf_gets_rows_instead(error):
     reason = writer(client).write_events(batch.events, batch.token("events"))
     assert reason is not None and str(error.code) in reason
     assert len(client.calls) == 1  # not retried as protobuf: the caller writes the rows
+
+
+def test_an_older_server_is_asked_once():
+    batch = events_block()
+    client = ProtobufClient(StoreError("Code: 115. Unknown setting 'format_schema_source'", 115))
+    w = writer(client)
+    assert w.write_events(batch.events, "t1") is not None
+    assert w.write_events(batch.events, "t2") is not None
+    assert len(client.calls) == 1
