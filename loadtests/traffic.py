@@ -27,10 +27,24 @@ _SEQ_TAG = b"\x40"  # field 8 (seq), varint
 # 10 bytes), so every event keeps its length and the batch its offsets.
 _SEQ_WIDTH = 5
 _SEQ_PLACEHOLDER = b"\x80" * (_SEQ_WIDTH - 1) + b"\x00"
+# occurred_at (field 6) is appended by hand as a Timestamp of two padded varints (tag, length 12,
+# 0x08 + seconds, 0x10 + nanos): fixed width, so it can be stamped per event like the seq.
+_OCCURRED_HEAD = b"\x32\x0c\x08"
+_NANOS_TAG = b"\x10"
+_OCCURRED_WIDTH = len(_OCCURRED_HEAD) + _SEQ_WIDTH + len(_NANOS_TAG) + _SEQ_WIDTH
+EVENT_SPACING_NS = 10_000_000
+"""A batch's events are stamped 10 ms apart, the last one at the moment it is built: a live
+classroom's batch covers its last second or so, so it falls into one or two 10 s windows."""
 _LESSON_DIGITS = 5
 LESSON_EVENTS = 2000
 """Events a load device sends per lesson before it moves to the next: a real classroom sends
 about 1,000–2,000 per 40-minute lesson (docs/CAPACITY.md), so per-lesson state stays realistic."""
+
+
+def _padded(v: int) -> bytes:
+    """``v`` (< 2**35) as a 5-byte varint, spelled out: this runs per event in the load generator."""
+    padded = (v & 0x7F) | (v << 1 & 0x7F00) | (v << 2 & 0x7F0000) | (v << 3 & 0x7F000000)
+    return ((v << 4 & 0x7F00000000) | padded | 0x80808080).to_bytes(_SEQ_WIDTH, "little")
 
 
 def _varint(value: int) -> bytes:
@@ -76,9 +90,11 @@ class BatchFactory:
     """EventBatch bytes of ``batch_size`` events of one device, each with a fresh id and seq.
 
     Like a real EdgeProducer, the device numbers its events (``seq`` = 1, 2, …, which the worker
-    deduplicates by) and moves to a new lesson every :data:`LESSON_EVENTS` events (lesson ids
-    ``<classroom>-L00001``, …): a load test then exercises per-lesson state of realistic size,
-    not one lesson holding a whole run.
+    deduplicates by), stamps them with the current time (``occurred_at``, the batch spanning its
+    last second, see :data:`EVENT_SPACING_NS`) and moves to a new lesson every
+    :data:`LESSON_EVENTS` events (lesson ids ``<classroom>-L00001``, …): a load test then
+    exercises per-lesson and per-window state of realistic size, not one lesson holding a whole
+    run or a request spread over minutes of event time.
     """
 
     def __init__(
@@ -93,8 +109,8 @@ class BatchFactory:
         self.lesson_events = lesson_events
         self.counter = 0
         lesson_placeholder = f"{device.classroom_id}-L{'0' * _LESSON_DIGITS}"
-        # Each event as the constant bytes around its three variable parts: the id's counter,
-        # the lesson number and the seq (in this order in the serialised event).
+        # Each event as the constant bytes around its variable parts: the id's counter, the
+        # lesson number, then (appended last) the seq and occurred_at.
         self._pieces: list[tuple[bytes, bytes, bytes]] = []
         for template in templates:
             event = pb.Event()
@@ -108,13 +124,14 @@ class BatchFactory:
             event.device_kind = pb.DEVICE_KIND_GATEWAY_SIM
             event.lesson_id = lesson_placeholder
             event.seq = 0
-            body = event.SerializeToString() + _SEQ_TAG + _SEQ_PLACEHOLDER
+            event.ClearField("occurred_at")
+            body = event.SerializeToString() + _SEQ_TAG + _SEQ_PLACEHOLDER + b"\0" * _OCCURRED_WIDTH
             # Field 1 (event_id) is serialised first: tag, length 36, then the id's 36 bytes.
             assert body[:2] == b"\x0a\x24", "event_id must be the first field"
             fragment = b"\x0a" + _varint(len(body)) + body  # EventBatch.events: length-delimited
             id_at = len(fragment) - len(body) + 2 + 36 - _COUNTER_DIGITS
             lesson_at = fragment.index(lesson_placeholder.encode()) + len(lesson_placeholder) - _LESSON_DIGITS
-            seq_at = len(fragment) - _SEQ_WIDTH
+            seq_at = len(fragment) - _OCCURRED_WIDTH - _SEQ_WIDTH
             assert id_at < lesson_at < seq_at
             self._pieces.append(
                 (
@@ -125,8 +142,13 @@ class BatchFactory:
             )
         self._next = 0
 
-    def next_batch(self) -> tuple[bytes, int]:
-        """(EventBatch bytes, events in it); ids, seqs and lessons continue the device's count."""
+    def next_batch(self, now_ns: int | None = None) -> tuple[bytes, int]:
+        """(EventBatch bytes, events in it); ids, seqs and lessons continue the device's count.
+
+        The last event occurred at ``now_ns`` (default: now), each earlier one 10 ms before.
+        """
+        stamp = time.time_ns() if now_ns is None else now_ns
+        first = stamp - (self.batch_size - 1) * EVENT_SPACING_NS
         parts: list[bytes] = []
         add = parts.extend
         pieces = self._pieces
@@ -135,16 +157,27 @@ class BatchFactory:
         if (counter + self.batch_size) // per_lesson >= 10**_LESSON_DIGITS:
             raise OverflowError(f"device {self.device.device_id} ran out of lesson numbers")
         lesson, lesson_bytes = 0, b""
+        second, second_bytes = -1, b""
         for k in range(self.batch_size):
             head, middle, tail = pieces[(self._next + k) % n]
             counter += 1
             if (now_lesson := 1 + (counter - 1) // per_lesson) != lesson:
                 lesson, lesson_bytes = now_lesson, b"%05d" % now_lesson
-            # the 5-byte padded varint of counter, spelled out: this loop is the load generator's
-            v = counter
-            padded = (v & 0x7F) | (v << 1 & 0x7F00) | (v << 2 & 0x7F0000) | (v << 3 & 0x7F000000)
-            padded |= (v << 4 & 0x7F00000000) | 0x80808080
-            add((head, b"%012x" % counter, middle, lesson_bytes, tail, padded.to_bytes(_SEQ_WIDTH, "little")))
+            seconds, nanos = divmod(first + k * EVENT_SPACING_NS, 1_000_000_000)
+            if seconds != second:
+                second, second_bytes = seconds, _OCCURRED_HEAD + _padded(seconds) + _NANOS_TAG
+            add(
+                (
+                    head,
+                    b"%012x" % counter,
+                    middle,
+                    lesson_bytes,
+                    tail,
+                    _padded(counter),
+                    second_bytes,
+                    _padded(nanos),
+                )
+            )
         self.counter = counter
         self._next = (self._next + self.batch_size) % n
         return b"".join(parts), self.batch_size

@@ -59,3 +59,13 @@ def test_running_out_of_lesson_numbers_is_an_error_not_corrupt_bytes() -> None:
     factory.counter = 99_995
     with pytest.raises(OverflowError, match="lesson numbers"):
         factory.next_batch()
+
+
+def test_events_are_stamped_live_a_batch_covering_its_last_second():
+    factory = BatchFactory(load_devices("0123abcd", 1)[0], template_events(), batch_size=100)
+    now_ns = 1_795_000_000_123_456_789
+    events = list(pb.EventBatch.FromString(factory.next_batch(now_ns)[0]).events)
+    stamps = [e.occurred_at.seconds * 1_000_000_000 + e.occurred_at.nanos for e in events]
+    assert stamps[-1] == now_ns
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] == 99 * 10_000_000
+    assert len({s // 10_000_000_000 for s in stamps}) <= 2  # one or two 10 s windows
