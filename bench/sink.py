@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classtrace.broker import EmbeddedBroker
-from classtrace.clickhouse import chdb_url, connect
+from classtrace.clickhouse import chdb_url, connect, engine_dir, local_schema_settings
 from classtrace.codec import set_ts_now
 from classtrace.kafka import TopicPartition, ensure_topics, make_consumer, make_producer
 from classtrace.migrate import apply_migrations
@@ -170,7 +170,8 @@ def bare_protobuf_loop(bootstrap: str, topic: str, client: object, database: str
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     parts: list[bytes] = []
     pending = landed = read = 0
-    settings = ingest_settings()
+    directory = engine_dir(client)
+    settings = local_schema_settings(ingest_settings(), directory) if directory else ingest_settings()
     start = time.perf_counter()
 
     def flush() -> None:

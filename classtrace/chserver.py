@@ -46,12 +46,14 @@ from collections.abc import Callable, Mapping
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 
 from classtrace.chquery import Failure, Reply, decode_body, http_status, run_request
+from classtrace.clickhouse import local_schema_settings
 from classtrace.errors import StoreError
 
 __all__ = ["ChdbHttpServer"]
@@ -208,6 +210,9 @@ class ChdbHttpServer:
         with self._slots:
             conn = _open_handle(self.path)
             try:
+                # an inline format schema becomes a file under the engine directory (see
+                # local_schema_settings): chDB would otherwise cache it in our working directory
+                params = {k: str(v) for k, v in local_schema_settings(params, Path(self.path)).items()}
                 return run_request(conn, text, params, self.timezone)
             finally:
                 conn.close()

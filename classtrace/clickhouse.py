@@ -30,6 +30,7 @@ redacted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -55,6 +56,8 @@ __all__ = [
     "chdb_url",
     "close_quietly",
     "connect",
+    "engine_dir",
+    "local_schema_settings",
     "resolve_target",
     "store_errors",
     "target_of",
@@ -217,3 +220,40 @@ def store_errors(context: str = "") -> Iterator[None]:
                 " it publishes its runtime file, or point CLASSTRACE_CLICKHOUSE_URL elsewhere"
             )
         raise StoreError(f"{context}: {message}" if context else message, code) from exc
+
+
+def engine_dir(client: Any) -> Path | None:
+    """The directory of an embedded chDB client; None for a ClickHouse server (or a stand-in)."""
+    if type(client).__name__ != "ChdbClient":
+        return None
+    path = getattr(client, "path", None)
+    return Path(path) if isinstance(path, str) and path else None
+
+
+def local_schema_settings(settings: Mapping[str, Any], directory: Path) -> dict[str, Any]:
+    """``settings`` with an inline format schema (``format_schema_source = 'string'``) turned
+    into a file under ``directory``, for chDB.
+
+    With an inline schema ClickHouse caches it as a file under its ``format_schema_path``, which
+    for chDB is the process's working directory (a stray ``__cache__/`` wherever ``classtrace up``
+    was started; measured with chDB 26.9, whose ``format_schema_path`` option has no effect). An
+    embedded engine reads a schema file by absolute path instead, so the schema is written once
+    under the engine's directory, named by its content hash. Other settings pass through.
+    """
+    if str(settings.get("format_schema_source", "")).lower() != "string":
+        return dict(settings)
+    text = str(settings.get("format_schema", ""))
+    message = str(settings.get("format_schema_message_name", ""))
+    schemas = directory / "format_schemas"
+    path = schemas / f"inline_{hashlib.sha256(text.encode()).hexdigest()[:16]}.proto"
+    if not path.exists():
+        schemas.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # atomic: concurrent writers of the same schema agree on the content
+    rest = {
+        k: v
+        for k, v in settings.items()
+        if k not in ("format_schema_source", "format_schema", "format_schema_message_name")
+    }
+    return {**rest, "format_schema": f"{path}:{message}" if message else str(path)}

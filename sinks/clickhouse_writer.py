@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from classtrace.clickhouse import store_errors
+from classtrace.clickhouse import engine_dir, local_schema_settings, store_errors
 from classtrace.errors import StoreError
 from classtrace.schema import EVENT_COLUMNS
 from sinks.base import InsertClient
@@ -162,6 +162,7 @@ class ClickHouseWriter:
         self._rng = random.Random()
         self._stop_seen: float | None = None
         self._no_protobuf: str | None = None  # why this server takes events only as rows
+        self._protobuf_settings: dict[str, Any] | None = None
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -189,7 +190,7 @@ class ClickHouseWriter:
             return None
         if self._no_protobuf is not None:
             return self._no_protobuf
-        settings = {**self.settings, **ingest_settings(), "insert_deduplication_token": token}
+        settings = {**self.settings, **self._schema_settings(), "insert_deduplication_token": token}
         table = f"{self.database}.{INGEST_TABLE}"
 
         def insert() -> None:
@@ -214,6 +215,14 @@ class ClickHouseWriter:
         return None
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _schema_settings(self) -> dict[str, Any]:
+        """The schema settings of a protobuf insert: inline for a server, a file for chDB."""
+        if self._protobuf_settings is None:
+            directory = engine_dir(self.client)
+            inline = ingest_settings()
+            self._protobuf_settings = local_schema_settings(inline, directory) if directory else inline
+        return self._protobuf_settings
 
     def _write_range(
         self, block: Block, start: int, stop: int, token: str, extra: dict[str, Any]

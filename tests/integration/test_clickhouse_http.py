@@ -263,3 +263,6 @@ def test_protobuf_event_inserts_over_http(server, http_db, compress):
     odd = "SELECT countIf(kind = '') + countIf(device_kind != 'GATEWAY_SIM') FROM events"
     assert client.command(odd) == 0
     client.close()
+    # the inline schema was kept under the engine directory, not in the working directory
+    assert list((Path(server.path) / "format_schemas").glob("inline_*.proto"))
+    assert not Path("__cache__").exists()
