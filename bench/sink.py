@@ -6,7 +6,7 @@ Prints three figures:
    records as two bare loops written here, same run, all timed from partition assignment to the
    last row landed: (b) consume → decode → columnar insert through clickhouse-connect, issue 5's
    baseline (target ≥ 0.7); and, stricter, (a) consume → record bytes → one ``FORMAT
-   ProtobufList`` insert per 20k events into ``events_ingest``: the sink's own path with no
+   ProtobufList`` insert per ``INSERT_ROWS`` events into ``events_ingest``: the sink's own path with no
    decoding, validation, re-encoding, tokens or commits;
 2. **produced → visible p99** at a steady 10k events/s: each event's ``received_at`` is stamped
    when it is produced, ``ingested_at`` by ClickHouse when the row lands (target ≤ 5 s);
@@ -34,13 +34,15 @@ from classtrace.migrate import apply_migrations
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from classtrace.topics import TopicSpec
 from classtrace.v1 import events_pb2 as pb
-from sinks.batcher import SinkTopics
+from sinks.batcher import BatchPolicy, SinkTopics
 from sinks.clickhouse_writer import TABLE_TYPES
 from sinks.protobuf_events import INGEST_TABLE, RawEvents, ingest_settings
 from sinks.service import SinkService
 from tests.sinkdata import event_batches
 
 PARTITIONS = 4
+INSERT_ROWS = BatchPolicy().max_rows
+"""The bare loops insert as many rows at once as the sink does by default (a fair comparison)."""
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes]]) -> None:
@@ -118,7 +120,7 @@ def _payloads(events: object, base: int, cols: dict[str, list[object]]) -> None:
 
 
 def bare_loop(bootstrap: str, topic: str, client: object, database: str, n_events: int) -> float:
-    """Consume → decode → columnar insert, 20k rows per insert; returns events/s."""
+    """Consume → decode → columnar insert, INSERT_ROWS per insert; returns events/s."""
     consumer = make_consumer(bootstrap, f"bench-bare-{database}", {})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     cols: dict[str, list[object]] = {c: [] for c in _COLS}
@@ -156,7 +158,7 @@ def bare_loop(bootstrap: str, topic: str, client: object, database: str, n_event
             for name, default in _DEFAULTS.items():
                 cols[name].extend([default] * len(events))
             _payloads(events, len(cols["event_id"]) - len(events), cols)
-            if len(cols["event_id"]) >= 20_000:
+            if len(cols["event_id"]) >= INSERT_ROWS:
                 flush()
     flush()
     elapsed = time.perf_counter() - start
@@ -165,7 +167,7 @@ def bare_loop(bootstrap: str, topic: str, client: object, database: str, n_event
 
 
 def bare_protobuf_loop(bootstrap: str, topic: str, client: object, database: str, n_events: int) -> float:
-    """Consume → record bytes → ProtobufList insert, 20k events per insert; returns events/s."""
+    """Consume → record bytes → ProtobufList insert, INSERT_ROWS per insert; returns events/s."""
     consumer = make_consumer(bootstrap, f"bench-bare-pb-{database}", {})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     parts: list[bytes] = []
@@ -193,7 +195,7 @@ def bare_protobuf_loop(bootstrap: str, topic: str, client: object, database: str
             read += n
             pending += n
             parts.append(value)
-            if pending >= 20_000:
+            if pending >= INSERT_ROWS:
                 flush()
     flush()
     elapsed = time.perf_counter() - start

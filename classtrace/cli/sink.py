@@ -21,6 +21,9 @@ __all__ = ["register", "run"]
 
 logger = logging.getLogger(__name__)
 
+MAX_ROWS = 100_000
+MAX_WAIT = 2.0
+
 
 def register(sub: Any) -> None:
     """Add the ``sink`` subcommand and its batching / group / metrics flags."""
@@ -29,14 +32,16 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--group", default="classtrace-sink", help="consumer group (default classtrace-sink)")
     parser.add_argument("--database", default="classtrace", help="ClickHouse database (default classtrace)")
+    # sinks.batcher.BatchPolicy's defaults (a test keeps them equal; importing the sink here
+    # would load it for every `classtrace` command)
     parser.add_argument(
-        "--max-rows", type=int, default=20_000, help="flush a batch at this many rows (default 20000)"
+        "--max-rows", type=int, default=MAX_ROWS, help=f"flush a batch at this many rows (default {MAX_ROWS})"
     )
     parser.add_argument(
         "--max-wait",
         type=float,
-        default=1.0,
-        help="flush a batch this many seconds after its first record (1.0)",
+        default=MAX_WAIT,
+        help=f"flush a batch this many seconds after its first record (default {MAX_WAIT:g})",
     )
     parser.add_argument(
         "--metrics-port", type=int, default=9464, help="Prometheus /metrics port (default 9464; -1 = off)"

@@ -142,3 +142,9 @@ def test_the_row_fallback_dead_letters_events_that_aged_past_the_horizon():
     assert len(rows) == 0
     assert len(b.blocks["dead_letters"]) == 3
     assert all("older than 7 days" in e for e in b.blocks["dead_letters"].columns["error"])
+
+
+def test_the_sink_command_defaults_are_the_batch_policy_defaults():
+    from classtrace.cli import sink as sink_cli
+
+    assert (BatchPolicy().max_rows, BatchPolicy().max_wait) == (sink_cli.MAX_ROWS, sink_cli.MAX_WAIT)
