@@ -5,7 +5,9 @@ on an embedded Tansu broker, then measures events/s over the same records of
 
   (a) the limit: a plain confluent-kafka consume + decode + dict-aggregate loop;
   (b) the peer: quix-streams with a stateful per-record aggregation (``state.set`` per record);
-  (c) ``classtrace worker`` (Faust) in its own process, all metrics of DESIGN §7.
+  (c) ``classtrace worker`` (Faust) in its own process, all metrics of DESIGN §7;
+  (d) the Faust floor: the worker's own app and settings with an agent that only decodes each
+      record — what any Faust worker pays before doing anything with an event.
 
 (a) and (b) read 2–4 protobuf fields per event; (c) validates every event as DESIGN §4 requires
 (~18 field reads, ~4 µs/event on this 2-core box, about the whole of (a)'s per-event cost),
@@ -36,6 +38,7 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -190,6 +193,42 @@ def quix(bootstrap: str, n_records: int, state_dir: Path) -> float:
     return marks["events"] / (marks["last"] - marks["first"])
 
 
+# --- (d) the Faust floor -------------------------------------------------------------------------
+
+
+def faust_floor_worker(bootstrap: str, n_records: int, data_dir: str) -> None:
+    """Run (in a subprocess) the worker's Faust app with a decode-only agent; print its rate."""
+    from stream_processors.app import WorkerConfig, build_app
+
+    app = build_app(WorkerConfig(bootstrap, PARTITIONS, Path(data_dir), app_id="bench-faust-floor"))
+    marks = {"first": 0.0, "records": 0, "events": 0}
+
+    async def decode_only(stream: Any) -> None:
+        async for events in stream.take_events(1000, within=0.2):
+            if not marks["first"]:
+                marks["first"] = time.time()
+            for event in events:
+                marks["events"] += len(pb.EventBatch.FromString(event.message.value).events)
+            marks["records"] += len(events)
+            if marks["records"] >= n_records:
+                rate = marks["events"] / (time.time() - marks["first"])
+                print(f"FAUST-FLOOR {rate:.0f}", file=sys.stderr, flush=True)
+                os._exit(0)  # a bench subprocess: no shutdown to wait for
+
+    app.agent(app.classtrace_topics["events"], name="bench-faust-floor")(decode_only)  # type: ignore[attr-defined]
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+    app.main()
+
+
+def faust_floor(bootstrap: str, n_records: int, tmp: Path) -> float:
+    argv = [sys.executable, __file__, "--faust-floor", bootstrap, str(n_records), str(tmp / "floor")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    found = re.search(r"FAUST-FLOOR (\d+)", done.stderr)
+    if not found:
+        raise SystemExit("the Faust floor run printed no rate:\n" + done.stderr[-3000:])
+    return float(found[1])
+
+
 # --- (c) classtrace worker -----------------------------------------------------------------------
 
 
@@ -316,10 +355,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--faust-floor", nargs=3, metavar=("BOOTSTRAP", "RECORDS", "DIR"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument("--lag-rate", type=int, default=10_000, help="events/s for the lag run")
     args = parser.parse_args()
+    if args.faust_floor:
+        faust_floor_worker(args.faust_floor[0], int(args.faust_floor[1]), args.faust_floor[2])
+        return 0
     n_records = args.events // PER_RECORD
     tmp = Path(tempfile.mkdtemp(prefix="ct-bench-"))
     try:
@@ -345,6 +390,13 @@ def main() -> int:
             ratio_peer = f", {worker / peer:.2f} of quix-streams" if peer else ""
             print(f"(c) classtrace worker (Faust)  : {worker:>10,.0f} events/s  "
                   f"{worker / limit:.2f} of the limit{ratio_peer}")  # fmt: skip
+            floor = faust_floor(broker.bootstrap, n_records, tmp)
+            print(
+                f"(d) Faust floor (decode only)  : {floor:>10,.0f} events/s  {floor / limit:.2f} of the limit"
+            )
+            print(f"    per event: worker {1e6 / worker:.1f} µs, Faust floor {1e6 / floor:.1f} µs, "
+                  f"limit {1e6 / limit:.1f} µs; 0.5 of the limit leaves "
+                  f"{2e6 / limit - 1e6 / floor:.1f} µs per event beyond the floor")  # fmt: skip
         with EmbeddedBroker() as broker:
             ensure_topics(broker.bootstrap, PARTITIONS)
             lags = sorted(lag(broker.bootstrap, args.lag_seconds, args.lag_rate, tmp))
