@@ -35,6 +35,7 @@ __all__ = [
     "set_ts_now",
     "ts_to_datetime",
     "ts_to_ms",
+    "varint",
 ]
 
 M = TypeVar("M", bound=_message.Message)
@@ -180,3 +181,13 @@ def datetime_to_ts(dt: datetime, ts: Timestamp | None = None) -> Timestamp:
     out.seconds = delta.days * 86_400 + delta.seconds
     out.nanos = delta.microseconds * 1000
     return out
+
+
+def varint(value: int) -> bytes:
+    """``value`` (≥ 0) as a protobuf varint: for the few places that frame bytes by hand."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

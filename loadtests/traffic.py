@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from classtrace.codec import varint
 from classtrace.v1 import events_pb2 as pb
 from smart_classroom_agents.classroom import classroom_stream
 from smart_classroom_agents.runner import SimulationPlan, plan_classrooms
@@ -45,15 +46,6 @@ def _padded(v: int) -> bytes:
     """``v`` (< 2**35) as a 5-byte varint, spelled out: this runs per event in the load generator."""
     padded = (v & 0x7F) | (v << 1 & 0x7F00) | (v << 2 & 0x7F0000) | (v << 3 & 0x7F000000)
     return ((v << 4 & 0x7F00000000) | padded | 0x80808080).to_bytes(_SEQ_WIDTH, "little")
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -128,7 +120,7 @@ class BatchFactory:
             body = event.SerializeToString() + _SEQ_TAG + _SEQ_PLACEHOLDER + b"\0" * _OCCURRED_WIDTH
             # Field 1 (event_id) is serialised first: tag, length 36, then the id's 36 bytes.
             assert body[:2] == b"\x0a\x24", "event_id must be the first field"
-            fragment = b"\x0a" + _varint(len(body)) + body  # EventBatch.events: length-delimited
+            fragment = b"\x0a" + varint(len(body)) + body  # EventBatch.events: length-delimited
             id_at = len(fragment) - len(body) + 2 + 36 - _COUNTER_DIGITS
             lesson_at = fragment.index(lesson_placeholder.encode()) + len(lesson_placeholder) - _LESSON_DIGITS
             seq_at = len(fragment) - _OCCURRED_WIDTH - _SEQ_WIDTH

@@ -26,6 +26,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from classtrace.codec import varint
 from classtrace.v1 import events_pb2 as pb
 from sinks.rows import Block, Source, add_event_batch, new_block
 
@@ -120,15 +121,6 @@ def ingest_settings() -> dict[str, Any]:
     }
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 @dataclass
 class RawEvents:
     """Validated EventBatch bytes of one sink batch, with where each came from."""
@@ -151,7 +143,7 @@ class RawEvents:
     def body(self) -> bytes:
         """The ProtobufList input: one length-prefixed envelope holding every event."""
         envelope = b"".join(self.parts)
-        return _varint(len(envelope)) + envelope
+        return varint(len(envelope)) + envelope
 
     def rows(self, now_s: float, dead: Block) -> Block:
         """The same events as an ``events`` row block (the fallback path).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from classtrace.codec import varint
 from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -52,15 +53,6 @@ def _binding_error(ev: pb.Event, binding: Binding) -> ValidationError:
     return _mismatch("device_id", ev.device_id, binding.device_id, "device")
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 _RECEIVED_AT = pb.Event.DESCRIPTOR.fields_by_name["received_at"].number
 
 
@@ -72,8 +64,8 @@ def _received_at_bytes(seconds: int, nanos: int) -> bytes:
     merge keeps what a field absent from the merged bytes had, so ``nanos`` (or ``seconds``) is
     written even when 0: a device's value never survives the stamp.
     """
-    inner = b"\x08" + _varint(seconds) + b"\x10" + _varint(nanos)
-    return _varint(_RECEIVED_AT << 3 | 2) + _varint(len(inner)) + inner
+    inner = b"\x08" + varint(seconds) + b"\x10" + varint(nanos)
+    return varint(_RECEIVED_AT << 3 | 2) + varint(len(inner)) + inner
 
 
 def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:
