@@ -189,6 +189,7 @@ class ClickHouseWriter:
         if not len(events):
             return None
         if self._no_protobuf is not None:
+            self.metrics.row_fallbacks.inc()
             return self._no_protobuf
         settings = {**self.settings, **self._schema_settings(), "insert_deduplication_token": token}
         table = f"{self.database}.{INGEST_TABLE}"
@@ -211,6 +212,7 @@ class ClickHouseWriter:
             self._retrying("events", len(events), insert)
         except _Refused as refused:
             logger.warning("protobuf insert refused, writing the block as rows: %s", refused.reason)
+            self.metrics.row_fallbacks.inc()
             return refused.reason
         return None
 

@@ -28,6 +28,7 @@ class SinkMetrics:
     records: Counter
     commits: Counter
     commit_failures: Counter
+    row_fallbacks: Counter
 
 
 @cache
@@ -64,5 +65,10 @@ def sink_metrics() -> SinkMetrics:
             "classtrace_sink_commit_failures",
             "Offset commits that failed (the records are delivered again: duplicates, no loss)",
             ["group"],
+        ),
+        row_fallbacks=Counter(
+            "classtrace_sink_row_fallbacks",
+            "Event blocks ClickHouse would not take as protobuf, written as rows instead (a "
+            "steady rise: a server older than 25.6 or a schema problem; see the sink's log)",
         ),
     )

@@ -162,6 +162,8 @@ def test_an_older_server_is_asked_once():
     batch = events_block()
     client = ProtobufClient(StoreError("Code: 115. Unknown setting 'format_schema_source'", 115))
     w = writer(client)
+    before = w.metrics.row_fallbacks._value.get()
     assert w.write_events(batch.events, "t1") is not None
     assert w.write_events(batch.events, "t2") is not None
     assert len(client.calls) == 1
+    assert w.metrics.row_fallbacks._value.get() == before + 2  # both blocks went as rows
