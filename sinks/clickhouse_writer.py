@@ -90,15 +90,14 @@ _ENCODER_ERRORS: tuple[type[BaseException], ...] = (
 
 # Codes meaning "this server cannot take events as protobuf": the block is written as rows instead
 # (any server can take those), never retried as protobuf.
+_UNKNOWN_SETTING = 115  # format_schema_source needs ClickHouse >= 25.6
 _PROTOBUF_PATH_CODES = frozenset({
-    115,  # UNKNOWN_SETTING: format_schema_source needs ClickHouse >= 25.6
+    _UNKNOWN_SETTING,
     434,  # CANNOT_PARSE_PROTOBUF_SCHEMA
     436,  # PROTOBUF_BAD_CAST
     443,  # NO_COLUMNS_SERIALIZED_TO_PROTOBUF_FIELDS
     444,  # UNKNOWN_PROTOBUF_FORMAT
 })  # fmt: skip
-
-_UNKNOWN_SETTING = 115
 
 Failure = Literal["transient", "data"]
 
@@ -193,12 +192,13 @@ class ClickHouseWriter:
             return self._no_protobuf
         settings = {**self.settings, **self._schema_settings(), "insert_deduplication_token": token}
         table = f"{self.database}.{INGEST_TABLE}"
+        body = events.body()  # once, not per retry
 
         def insert() -> None:
             started = time.perf_counter()
             try:
                 with store_errors(f"insert into {table}"):
-                    self.client.raw_insert(table, None, events.body(), settings=settings, fmt="ProtobufList")
+                    self.client.raw_insert(table, None, body, settings=settings, fmt="ProtobufList")
             except StoreError as exc:
                 if exc.code == _UNKNOWN_SETTING:  # an older server: it will not learn mid-run
                     self._no_protobuf = f"protobuf path off for this server: {_reason(exc)}"
