@@ -42,7 +42,8 @@ from classtrace.codec import datetime_to_ts
 from classtrace.errors import ValidationError
 from classtrace.ids import is_pseudonym, pseudonymise
 from classtrace.v1 import events_pb2 as pb
-from classtrace.validation import read_batch, read_event
+from classtrace.validation import read_event
+from classtrace.wire import count_valid
 from producers.backoff import Backoff
 from producers.sender import Sender
 from producers.spool.base import NewChunk, Spool
@@ -152,10 +153,10 @@ class EdgeProducer:
         the call was spooled and no seq was used up.
 
         Column by column over the call, as lean as upb allows (a field read costs about as much
-        as a check): the envelope, reading only what it completes; validation of the whole call
-        at once (``read_batch``, handed the envelope columns just read; an event that fails is
-        then found with ``read_event``, for its exact reason); and one serialisation per event:
-        the spool row holds the bytes the sender ships, so nothing is re-encoded. The common
+        as a check): the envelope, reading only what it completes; one serialisation per event
+        (the spool row holds the bytes the sender ships, so nothing is re-encoded); and
+        validation of those bytes at once by the C wire scanner (:mod:`classtrace.wire`) — an
+        event that fails is then found with ``read_event``, for its exact reason. The common
         cases (ids already pseudonymised or seen, one device) are lookups.
         """
         batch = events if isinstance(events, list) else list(events)
@@ -165,8 +166,7 @@ class EdgeProducer:
         now_s, now_n = divmod(int(now * 1e9), 1_000_000_000)
         with self._append_lock:
             n = len(batch)
-            # The envelope, one field at a time over the call: a upb read costs ~70 ns, and the
-            # columns read here are handed to read_batch instead of being read again.
+            # The envelope, one field at a time over the call: a upb read costs ~70 ns.
             ids = [ev.event_id for ev in batch]
             if "" in ids:
                 pool = self._id_pool
@@ -211,26 +211,18 @@ class EdgeProducer:
                                 pseudonym = self._pseudonym_of(school, student)
                             if pseudonym != student:
                                 trace.student_id = pseudonym
-            known = read_batch(
-                batch,
-                now,
-                event_ids=ids,
-                school_ids=schools,
-                classroom_ids=classrooms,
-                device_ids=devices,
-                payloads=payloads,
-            )
-            if known is None:
-                # Some event breaks a rule (or sits at a limit): per event, for the exact error.
+            try:
+                items = [_ITEM_PREFIXES[len(b)] + b for b in map(_SERIALIZE, batch)]
+            except IndexError:  # an event of 16 KiB or more: a longer length prefix
+                items = [_as_batch_item(b) for b in map(_SERIALIZE, batch)]
+            # The items joined are the call's EventBatch: judged from the wire in C, and only
+            # when that does not accept, per event (read_event) for the exact error.
+            if count_valid(b"".join(items), now) != n:
                 for i, ev in enumerate(batch):
                     try:
                         read_event(ev, now)
                     except ValidationError as exc:
                         raise ValidationError(f"events[{i}].{exc.field}", exc.reason) from None
-            try:
-                items = [_ITEM_PREFIXES[len(b)] + b for b in map(_SERIALIZE, batch)]
-            except IndexError:  # an event of 16 KiB or more: a longer length prefix
-                items = [_as_batch_item(b) for b in map(_SERIALIZE, batch)]
             keys = list(zip(classrooms, devices, [p == "heartbeat" for p in payloads], strict=True))
             if keys.count(keys[0]) == n:  # one device, one kind: the usual call
                 groups = {keys[0]: items}

@@ -1,11 +1,15 @@
 """The per-request core of ``POST /v1/events``: tenant binding, validation, stamping, dead letters.
 
-Pure and synchronous (no I/O), so it is tested directly and costs only what it must per event:
-the shared validation, run on the whole batch at once (``read_batch``, whose distinct ids make the
-token-binding check three set comparisons), and one ``MergeFromString`` of per-request bytes for
-``received_at``. A request with a rejected event falls back to per-event verdicts
-(``read_event``); rejected events are cut out of the decoded batch in place, and the batch is
-serialised once: one ``EventBatch`` record per request (DESIGN §5).
+Pure and synchronous (no I/O), so it is tested directly and costs only what it must per event.
+A protobuf request is first offered to the C wire scanner (:func:`accept_wire`): when every
+event passes and carries the token's ids — nearly every request — the record to publish is the
+request's own bytes with ``received_at`` replaced, and nothing is decoded. Otherwise (and for
+JSON) :func:`judge` decodes: the shared validation on the whole batch at once (``read_batch``,
+whose distinct ids make the token-binding check three set comparisons) and one
+``MergeFromString`` of per-request bytes for ``received_at``; a request with a rejected event
+falls back to per-event verdicts (``read_event``), whose reasons are the only ones. Rejected
+events are cut out of the decoded batch in place, and the batch is serialised once: one
+``EventBatch`` record per request (DESIGN §5).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import read_batch, read_event
+from classtrace.wire import accept_bound
 from producers.gateway.auth import Binding
 
-__all__ = ["SOURCE", "Verdict", "judge"]
+__all__ = ["SOURCE", "Verdict", "accept_wire", "judge"]
 
 SOURCE = "gateway"  # DeadLetter.source
 
@@ -66,6 +71,19 @@ def _received_at_bytes(seconds: int, nanos: int) -> bytes:
     """
     inner = b"\x08" + varint(seconds) + b"\x10" + varint(nanos)
     return varint(_RECEIVED_AT << 3 | 2) + varint(len(inner)) + inner
+
+
+def accept_wire(body: bytes, binding: Binding, now_ns: int) -> Verdict | None:
+    """The verdict on a protobuf ``body`` whose every event passes and is the token's; else None.
+
+    None means "not shown here" (a rule may be broken, an id may not be the token's, the bytes
+    may be unusual): decode the body and :func:`judge` it. An empty batch accepts nothing.
+    """
+    got = accept_bound(body, now_ns / 1e9, binding.school_id, binding.classroom_id, binding.device_id, now_ns)
+    if got is None:
+        return None
+    n, stamped = got
+    return Verdict(n, stamped if n else None)
 
 
 def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:

@@ -19,6 +19,8 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from producers.errors import TransportError
 from producers.gateway.app import GatewayConfig, build_app
 from producers.gateway.auth import Binding, StaticDirectory
+from producers.gateway.ingest import accept_wire, judge
+from tests.strategies import NOW, events
 
 # starlette's TestClient warns that it prefers httpx2; httpx is what the project ships.
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -222,3 +224,19 @@ def test_fuzz_random_json_never_crash(client, doc):
     r = post(client, json.dumps(doc).encode(), "application/json")
     assert r.status_code in (200, 400)
     assert isinstance(r.json(), dict)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(events(now=NOW), min_size=1, max_size=20))
+def test_the_wire_fast_path_publishes_what_judge_would(batch):
+    """Bytes accepted in C become the same record as the decoding path makes of them."""
+    for ev in batch:
+        ev.school_id, ev.classroom_id = BINDING.school_id, BINDING.classroom_id
+        ev.device_id = BINDING.device_id
+    body = encode_batch(pb.EventBatch(events=batch))
+    now_ns = int(NOW * 1e9)
+    fast = accept_wire(body, BINDING, now_ns)
+    slow = judge(decode_batch(body), BINDING, now_ns)
+    assert fast is not None and fast.value is not None and slow.value is not None
+    assert fast.accepted == slow.accepted == len(batch)
+    assert decode_batch(fast.value) == decode_batch(slow.value)

@@ -1,0 +1,738 @@
+/* classtrace._wire: DESIGN §4 validation of EventBatch wire bytes, without decoding them.
+ *
+ * Why: every entry point validates every event (gateway, SDK, worker, sink). With upb each
+ * field read from Python costs ~70 ns and the rule around it as much again, ~3–4 µs an event,
+ * which is most of the CPU the whole stack spends per event (docs/CAPACITY.md). Read from the
+ * wire in C, the same rules cost a few tens of nanoseconds an event.
+ *
+ * The scanner only ever *accepts*. It answers "every event of this batch is well formed and
+ * passes every rule" or "not shown here", never a reason: on anything it does not accept —
+ * a broken rule, a field it does not know, a field given twice, two payloads, an encoding it
+ * does not expect — the caller falls back to classtrace.validation (upb + read_event), whose
+ * reasons stay the only ones. So a strict scanner is a correct one; a differential property
+ * test holds it to read_event (tests/unit/test_wire.py).
+ *
+ * Accepted bytes are also what ClickHouse's ProtobufList and every upb consumer parse the same
+ * way: known fields only, each at most once, valid UTF-8, bools 0/1, 32-bit fields within 32
+ * bits, so the sink may hand them to ClickHouse as they are.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* --- limits: the same numbers as classtrace/validation.py (a unit test compares them) ------ */
+#define MAX_FUTURE_S 300.0
+#define MAX_AGE_S (7.0 * 86400.0)
+#define MAX_PRESENT 500u
+#define MAX_DURATION_MS (4u * 3600u * 1000u)
+#define MAX_HEARTBEAT_INTERVAL_S 86400u
+#define MAX_TEXT 64
+#define MAX_ID 64
+#define MAX_NANOS 999999999ll
+#define MAX_SECONDS ((int64_t)1 << 52) /* exact as a double, far beyond any valid clock */
+
+/* enum values accepted: 1..N (context also 0) */
+#define N_DEVICE_KINDS 6
+#define N_PHASES 2
+#define N_KINDS 9
+#define N_BEHAVIORS 8
+#define N_VERBS 7
+#define N_CONTEXTS 4
+#define PHASE_STARTED 1
+#define VERB_ANSWERED 1
+
+/* Event field numbers */
+enum {
+    F_EVENT_ID = 1, F_SCHOOL = 2, F_CLASSROOM = 3, F_DEVICE = 4, F_LESSON_ID = 5,
+    F_OCCURRED = 6, F_RECEIVED = 7, F_SEQ = 8, F_DEVICE_KIND = 9,
+    F_LESSON = 10, F_TEACHING = 11, F_OBSERVATION = 12, F_TRACE = 13, F_HEARTBEAT = 14,
+};
+
+typedef struct {
+    const uint8_t *p;
+    Py_ssize_t n;
+} span_t;
+
+/* --- wire primitives ------------------------------------------------------------------------ */
+
+static inline int read_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (p >= end) return 0;
+        uint8_t b = *p++;
+        if (shift == 63 && b > 1) return 0; /* more than 64 bits */
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *pp = p;
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A field's tag: field number and wire type. Field numbers above 29 bits are refused. */
+static inline int read_tag(const uint8_t **pp, const uint8_t *end, uint32_t *field, uint32_t *wt) {
+    uint64_t tag;
+    if (!read_varint(pp, end, &tag) || tag > 0xFFFFFFFFull) return 0;
+    *field = (uint32_t)(tag >> 3);
+    *wt = (uint32_t)(tag & 7);
+    return *field != 0;
+}
+
+static inline int read_len(const uint8_t **pp, const uint8_t *end, span_t *out) {
+    uint64_t n;
+    if (!read_varint(pp, end, &n) || n > (uint64_t)(end - *pp)) return 0;
+    out->p = *pp;
+    out->n = (Py_ssize_t)n;
+    *pp += n;
+    return 1;
+}
+
+static inline int read_fixed32(const uint8_t **pp, const uint8_t *end, float *out) {
+    if (end - *pp < 4) return 0;
+    const uint8_t *p = *pp;
+    uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    memcpy(out, &bits, sizeof bits);
+    *pp += 4;
+    return 1;
+}
+
+/* A uint32 field: upb would truncate a wider varint, ClickHouse might not; refuse it. */
+static inline int read_u32(const uint8_t **pp, const uint8_t *end, uint32_t *out) {
+    uint64_t v;
+    if (!read_varint(pp, end, &v) || v > 0xFFFFFFFFull) return 0;
+    *out = (uint32_t)v;
+    return 1;
+}
+
+/* A field seen twice: upb keeps the last (or merges), others may not; refuse it. */
+#define ONCE(seen, f) \
+    do { \
+        if ((seen) & (1u << (f))) return 0; \
+        (seen) |= 1u << (f); \
+    } while (0)
+
+/* --- strings -------------------------------------------------------------------------------- */
+
+static uint8_t ID_CHAR[256];   /* [A-Za-z0-9_.:-] */
+static uint8_t HEX_ANY[256];   /* [0-9a-fA-F] */
+static uint8_t HEX_LOWER[256]; /* [0-9a-f] */
+
+static void init_tables(void) {
+    for (int c = '0'; c <= '9'; c++) ID_CHAR[c] = HEX_ANY[c] = HEX_LOWER[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++) ID_CHAR[c] = 1;
+    for (int c = 'A'; c <= 'Z'; c++) ID_CHAR[c] = 1;
+    for (int c = 'a'; c <= 'f'; c++) HEX_ANY[c] = HEX_LOWER[c] = 1;
+    for (int c = 'A'; c <= 'F'; c++) HEX_ANY[c] = 1;
+    ID_CHAR['_'] = ID_CHAR['.'] = ID_CHAR[':'] = ID_CHAR['-'] = 1;
+}
+
+/* ID_PATTERN: 1–64 characters of [A-Za-z0-9_.:-] (all ASCII, so bytes are characters). */
+static inline int id_ok(span_t s) {
+    if (s.n < 1 || s.n > MAX_ID) return 0;
+    for (Py_ssize_t i = 0; i < s.n; i++)
+        if (!ID_CHAR[s.p[i]]) return 0;
+    return 1;
+}
+
+/* UUID_PATTERN, and not the nil UUID. */
+static inline int uuid_ok(span_t s) {
+    if (s.n != 36) return 0;
+    int nonzero = 0;
+    for (int i = 0; i < 36; i++) {
+        uint8_t c = s.p[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') return 0;
+        } else {
+            if (!HEX_ANY[c]) return 0;
+            nonzero |= c != '0';
+        }
+    }
+    return nonzero;
+}
+
+/* PSEUDONYM_PATTERN: 'ps_' + 32 lowercase hex digits. */
+static inline int pseudonym_ok(span_t s) {
+    if (s.n != 35 || s.p[0] != 'p' || s.p[1] != 's' || s.p[2] != '_') return 0;
+    for (int i = 3; i < 35; i++)
+        if (!HEX_LOWER[s.p[i]]) return 0;
+    return 1;
+}
+
+/* Valid UTF-8 (as upb requires of proto3 strings); *chars gets the code point count, which is
+ * Python's len() of the decoded str. Overlong forms, surrogates and > U+10FFFF are invalid. */
+static int utf8_ok(span_t s, Py_ssize_t *chars) {
+    const uint8_t *p = s.p, *end = s.p + s.n;
+    Py_ssize_t count = 0;
+    while (p < end) {
+        uint8_t c = *p;
+        if (c < 0x80) {
+            p++;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
+            p += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+            if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
+            p += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+                return 0;
+            if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+            if (c == 0xF4 && p[1] > 0x8F) return 0; /* > U+10FFFF */
+            p += 4;
+        } else {
+            return 0;
+        }
+        count++;
+    }
+    *chars = count;
+    return 1;
+}
+
+static inline int text_ok(span_t s) {
+    Py_ssize_t chars;
+    return utf8_ok(s, &chars) && chars <= MAX_TEXT;
+}
+
+/* --- google.protobuf.Timestamp ---------------------------------------------------------------- */
+
+/* seconds in [0, 2^52] and nanos in [0, 999999999]: every valid clock, exact as doubles. */
+static int read_timestamp(span_t m, int64_t *seconds, int64_t *nanos) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    uint64_t v;
+    *seconds = *nanos = 0;
+    while (p < end) {
+        if (!read_tag(&p, end, &f, &wt) || wt != 0 || f > 2) return 0;
+        ONCE(seen, f);
+        if (!read_varint(&p, end, &v)) return 0;
+        if (f == 1) {
+            if (v > (uint64_t)MAX_SECONDS) return 0;
+            *seconds = (int64_t)v;
+        } else {
+            if (v > (uint64_t)MAX_NANOS) return 0;
+            *nanos = (int64_t)v;
+        }
+    }
+    return 1;
+}
+
+/* --- payloads --------------------------------------------------------------------------------- */
+
+/* Where a payload's values go, for callers that extract them (the worker). */
+typedef struct {
+    span_t student, item, teacher, subject, grade, firmware;
+    uint32_t verb, context, latency_ms, kind, duration_ms, phase, enrolled, present, attentive,
+        interval_s;
+    int correct; /* -1 unset, 0, 1 */
+    float score, confidence, battery, cpu;
+    uint64_t spool_depth;
+    uint32_t counts[N_BEHAVIORS + 1]; /* by behaviour; counts_seen says which were given */
+    uint32_t counts_seen;
+} payload_t;
+
+static int read_trace(span_t m, payload_t *out) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    span_t s;
+    uint64_t v;
+    Py_ssize_t chars;
+    out->student.n = out->item.n = 0;
+    out->verb = out->context = out->latency_ms = 0;
+    out->correct = -1;
+    out->score = 0.0f;
+    while (p < end) {
+        if (!read_tag(&p, end, &f, &wt)) return 0;
+        switch (f) {
+        case 1: case 3: case 4: /* student_id, item_id, knowledge_points */
+            if (wt != 2 || !read_len(&p, end, &s)) return 0;
+            if (f == 4) {
+                if (!utf8_ok(s, &chars)) return 0;
+                continue; /* repeated: no ONCE */
+            }
+            ONCE(seen, f);
+            if (f == 1) out->student = s;
+            else out->item = s;
+            break;
+        case 2: case 8: /* verb, context */
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_varint(&p, end, &v)) return 0;
+            if (f == 2) {
+                if (v < 1 || v > N_VERBS) return 0;
+                out->verb = (uint32_t)v;
+            } else {
+                if (v > N_CONTEXTS) return 0;
+                out->context = (uint32_t)v;
+            }
+            break;
+        case 5: /* optional bool correct */
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_varint(&p, end, &v) || v > 1) return 0;
+            out->correct = (int)v;
+            break;
+        case 6: /* float score */
+            if (wt != 5) return 0;
+            ONCE(seen, f);
+            if (!read_fixed32(&p, end, &out->score)) return 0;
+            break;
+        case 7: /* uint32 latency_ms */
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_u32(&p, end, &out->latency_ms)) return 0;
+            break;
+        default:
+            return 0;
+        }
+    }
+    if (!pseudonym_ok(out->student)) return 0;
+    if (out->verb == 0) return 0;
+    if (out->item.n) {
+        if (!id_ok(out->item)) return 0;
+    } else if (out->verb == VERB_ANSWERED) {
+        return 0;
+    }
+    double score = out->score;
+    return score >= 0.0 && score < INFINITY;
+}
+
+static int read_observation(span_t m, payload_t *out) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    span_t s;
+    out->present = out->attentive = 0;
+    out->counts_seen = 0;
+    /* the counts are checked against present after the loop: present may come last */
+    while (p < end) {
+        if (!read_tag(&p, end, &f, &wt)) return 0;
+        if (f == 1 || f == 2) {
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_u32(&p, end, f == 1 ? &out->present : &out->attentive)) return 0;
+        } else if (f == 3) {
+            if (wt != 2 || !read_len(&p, end, &s)) return 0;
+            const uint8_t *q = s.p, *qend = s.p + s.n;
+            uint32_t inner_seen = 0, g, gwt, behavior = 0, count = 0;
+            while (q < qend) {
+                if (!read_tag(&q, qend, &g, &gwt) || gwt != 0 || g > 2) return 0;
+                ONCE(inner_seen, g);
+                if (!read_u32(&q, qend, g == 1 ? &behavior : &count)) return 0;
+            }
+            if (behavior < 1 || behavior > N_BEHAVIORS) return 0;
+            if (out->counts_seen & (1u << behavior)) return 0; /* counted twice */
+            out->counts_seen |= 1u << behavior;
+            out->counts[behavior] = count;
+        } else {
+            return 0;
+        }
+    }
+    if (out->present > MAX_PRESENT || out->attentive > out->present) return 0;
+    for (uint32_t b = 1; b <= N_BEHAVIORS; b++)
+        if ((out->counts_seen & (1u << b)) && out->counts[b] > out->present) return 0;
+    return 1;
+}
+
+static int read_teaching(span_t m, payload_t *out) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    uint64_t v;
+    out->kind = out->duration_ms = 0;
+    out->teacher.n = 0;
+    out->confidence = 0.0f;
+    while (p < end) {
+        if (!read_tag(&p, end, &f, &wt)) return 0;
+        switch (f) {
+        case 1:
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_varint(&p, end, &v) || v < 1 || v > N_KINDS) return 0;
+            out->kind = (uint32_t)v;
+            break;
+        case 2:
+            if (wt != 2) return 0;
+            ONCE(seen, f);
+            if (!read_len(&p, end, &out->teacher)) return 0;
+            break;
+        case 3:
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_u32(&p, end, &out->duration_ms)) return 0;
+            break;
+        case 4:
+            if (wt != 5) return 0;
+            ONCE(seen, f);
+            if (!read_fixed32(&p, end, &out->confidence)) return 0;
+            break;
+        default:
+            return 0;
+        }
+    }
+    if (out->kind == 0) return 0;
+    if (out->teacher.n && !id_ok(out->teacher)) return 0;
+    if (out->duration_ms == 0 || out->duration_ms > MAX_DURATION_MS) return 0;
+    double c = out->confidence;
+    return c >= 0.0 && c <= 1.0;
+}
+
+static int read_lesson(span_t m, span_t lesson_id, payload_t *out) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    uint64_t v;
+    out->phase = out->enrolled = 0;
+    out->teacher.n = out->subject.n = out->grade.n = 0;
+    while (p < end) {
+        if (!read_tag(&p, end, &f, &wt)) return 0;
+        switch (f) {
+        case 1:
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_varint(&p, end, &v) || v < 1 || v > N_PHASES) return 0;
+            out->phase = (uint32_t)v;
+            break;
+        case 2: case 3: case 4:
+            if (wt != 2) return 0;
+            ONCE(seen, f);
+            if (!read_len(&p, end, f == 2 ? &out->teacher : f == 3 ? &out->subject : &out->grade))
+                return 0;
+            break;
+        case 5:
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_u32(&p, end, &out->enrolled)) return 0;
+            break;
+        default:
+            return 0;
+        }
+    }
+    if (!lesson_id.n || out->phase == 0) return 0;
+    if (out->teacher.n) {
+        if (!id_ok(out->teacher)) return 0;
+    } else if (out->phase == PHASE_STARTED) {
+        return 0;
+    }
+    return text_ok(out->subject) && text_ok(out->grade) && out->enrolled <= MAX_PRESENT;
+}
+
+static int read_heartbeat(span_t m, payload_t *out) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    out->battery = out->cpu = 0.0f;
+    out->spool_depth = 0;
+    out->interval_s = 0;
+    out->firmware.n = 0;
+    while (p < end) {
+        if (!read_tag(&p, end, &f, &wt)) return 0;
+        switch (f) {
+        case 1: case 2:
+            if (wt != 5) return 0;
+            ONCE(seen, f);
+            if (!read_fixed32(&p, end, f == 1 ? &out->battery : &out->cpu)) return 0;
+            break;
+        case 3:
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_varint(&p, end, &out->spool_depth)) return 0;
+            break;
+        case 4:
+            if (wt != 2) return 0;
+            ONCE(seen, f);
+            if (!read_len(&p, end, &out->firmware)) return 0;
+            break;
+        case 5:
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_u32(&p, end, &out->interval_s)) return 0;
+            break;
+        default:
+            return 0;
+        }
+    }
+    if (out->interval_s == 0 || out->interval_s > MAX_HEARTBEAT_INTERVAL_S) return 0;
+    double b = out->battery, c = out->cpu;
+    if (!(b >= 0.0 && b <= 100.0) || !(c >= 0.0 && c <= 100.0)) return 0;
+    return text_ok(out->firmware);
+}
+
+/* --- events ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    span_t event_id, school, classroom, device, lesson_id;
+    int64_t occ_s, occ_n;
+    uint64_t seq, device_kind;
+    uint32_t payload; /* field number of the payload (10–14) */
+    span_t body;      /* the payload's bytes */
+    payload_t pay;
+    const uint8_t *start, *end;           /* the event's bytes */
+    const uint8_t *recv_start, *recv_end; /* its received_at field, tag included (NULL if none) */
+} event_t;
+
+/* Parse and validate one event's bytes against the receiver clock now_s: 1 when it passes. */
+static int read_event(span_t m, double now_s, event_t *ev) {
+    const uint8_t *p = m.p, *end = m.p + m.n;
+    uint32_t seen = 0, f, wt;
+    span_t s, occurred = {NULL, 0};
+    int64_t ignored_s, ignored_n;
+    memset(ev, 0, offsetof(event_t, pay));
+    ev->start = m.p;
+    ev->end = end;
+    ev->recv_start = ev->recv_end = NULL;
+    while (p < end) {
+        const uint8_t *field_start = p;
+        if (!read_tag(&p, end, &f, &wt)) return 0;
+        if (f > F_HEARTBEAT) return 0;
+        if (f == F_SEQ || f == F_DEVICE_KIND) {
+            if (wt != 0) return 0;
+            ONCE(seen, f);
+            if (!read_varint(&p, end, f == F_SEQ ? &ev->seq : &ev->device_kind)) return 0;
+            continue;
+        }
+        if (wt != 2 || !read_len(&p, end, &s)) return 0;
+        if (f >= F_LESSON) {
+            if (ev->payload) return 0; /* two payloads: upb keeps the last, refuse */
+            ev->payload = f;
+            ev->body = s;
+            continue;
+        }
+        ONCE(seen, f);
+        switch (f) {
+        case F_EVENT_ID: ev->event_id = s; break;
+        case F_SCHOOL: ev->school = s; break;
+        case F_CLASSROOM: ev->classroom = s; break;
+        case F_DEVICE: ev->device = s; break;
+        case F_LESSON_ID: ev->lesson_id = s; break;
+        case F_OCCURRED: occurred = s; break;
+        case F_RECEIVED:
+            if (!read_timestamp(s, &ignored_s, &ignored_n)) return 0;
+            ev->recv_start = field_start;
+            ev->recv_end = p;
+            break;
+        }
+    }
+    if (!uuid_ok(ev->event_id) || !id_ok(ev->school) || !id_ok(ev->classroom) || !id_ok(ev->device))
+        return 0;
+    if (ev->lesson_id.n && !id_ok(ev->lesson_id)) return 0;
+    if (ev->device_kind < 1 || ev->device_kind > N_DEVICE_KINDS) return 0;
+    if (!occurred.p || !read_timestamp(occurred, &ev->occ_s, &ev->occ_n)) return 0;
+    /* the very arithmetic of read_event: seconds + nanos * 1e-9 - now_s, in doubles */
+    double delta = (double)ev->occ_s + (double)ev->occ_n * 1e-9 - now_s;
+    if (!(delta >= -MAX_AGE_S && delta <= MAX_FUTURE_S)) return 0;
+    span_t body = ev->body;
+    switch (ev->payload) {
+    case F_TRACE: return read_trace(body, &ev->pay);
+    case F_OBSERVATION: return read_observation(body, &ev->pay);
+    case F_TEACHING: return read_teaching(body, &ev->pay);
+    case F_LESSON: return read_lesson(body, ev->lesson_id, &ev->pay);
+    case F_HEARTBEAT: return read_heartbeat(body, &ev->pay);
+    default: return 0; /* no payload */
+    }
+}
+
+static inline int same(span_t s, const char *text, Py_ssize_t n) {
+    return s.n == n && memcmp(s.p, text, (size_t)n) == 0;
+}
+
+/* The events of an EventBatch, one at a time: 1 and *m set, 0 at the end, -1 on bad framing. */
+static inline int next_event(const uint8_t **pp, const uint8_t *end, span_t *m) {
+    uint32_t f, wt;
+    if (*pp >= end) return 0;
+    if (!read_tag(pp, end, &f, &wt) || f != 1 || wt != 2 || !read_len(pp, end, m)) return -1;
+    return 1;
+}
+
+/* --- Python API ------------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(count_valid_doc,
+"count_valid(data, now_s, /) -> int\n--\n\n"
+"The number of events in EventBatch bytes ``data`` when every one is well formed and passes\n"
+"every rule of DESIGN §4 at the receiver clock ``now_s`` (epoch seconds); -1 when not shown\n"
+"here (then classtrace.validation decides, with reasons).");
+
+static PyObject *count_valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer buf;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "count_valid(data, now_s) takes 2 arguments");
+        return NULL;
+    }
+    double now_s = PyFloat_AsDouble(args[1]);
+    if (now_s == -1.0 && PyErr_Occurred()) return NULL;
+    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *p = buf.buf, *end = p + buf.len;
+    Py_ssize_t n = 0;
+    event_t ev;
+    span_t m;
+    int more;
+    Py_BEGIN_ALLOW_THREADS
+    while ((more = next_event(&p, end, &m)) == 1) {
+        if (!read_event(m, now_s, &ev)) {
+            more = -1;
+            break;
+        }
+        n++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    return PyLong_FromSsize_t(more < 0 ? -1 : n);
+}
+
+static inline uint8_t *put_varint(uint8_t *out, uint64_t v) {
+    while (v >= 0x80) {
+        *out++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *out++ = (uint8_t)v;
+    return out;
+}
+
+static inline Py_ssize_t varint_size(uint64_t v) {
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+PyDoc_STRVAR(accept_bound_doc,
+"accept_bound(data, now_s, school_id, classroom_id, device_id, stamp_seconds, stamp_nanos, /)\n"
+"--\n\n"
+"The gateway's common case in one pass: when every event of EventBatch bytes ``data`` passes\n"
+"(as count_valid) *and* carries the token's school, classroom and device, return\n"
+"``(n_events, stamped)``: the same EventBatch with each event's received_at replaced by the\n"
+"stamp (both fields explicit). Otherwise None: the caller judges event by event.");
+
+static PyObject *accept_bound(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "accept_bound takes 7 arguments");
+        return NULL;
+    }
+    double now_s = PyFloat_AsDouble(args[1]);
+    if (now_s == -1.0 && PyErr_Occurred()) return NULL;
+    Py_ssize_t ns, nc, nd;
+    const char *school = PyUnicode_AsUTF8AndSize(args[2], &ns);
+    const char *classroom = school ? PyUnicode_AsUTF8AndSize(args[3], &nc) : NULL;
+    const char *device = classroom ? PyUnicode_AsUTF8AndSize(args[4], &nd) : NULL;
+    if (!device) return NULL;
+    unsigned long long st_s = PyLong_AsUnsignedLongLong(args[5]);
+    if (st_s == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    unsigned long long st_n = PyLong_AsUnsignedLongLong(args[6]);
+    if (st_n == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    if (st_n > (unsigned long long)MAX_NANOS) {
+        PyErr_SetString(PyExc_ValueError, "stamp_nanos must be in [0, 999999999]");
+        return NULL;
+    }
+
+    /* received_at = 7 { seconds = 1; nanos = 2 }, both written even when 0 */
+    uint8_t stamp[32], *q = stamp;
+    Py_ssize_t inner = 1 + varint_size(st_s) + 1 + varint_size(st_n);
+    *q++ = (F_RECEIVED << 3) | 2;
+    q = put_varint(q, (uint64_t)inner);
+    *q++ = 0x08;
+    q = put_varint(q, st_s);
+    *q++ = 0x10;
+    q = put_varint(q, st_n);
+    Py_ssize_t stamp_len = q - stamp;
+
+    Py_buffer buf;
+    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *p = buf.buf, *end = p + buf.len;
+    Py_ssize_t n = 0, out_len = 0, cap = 0;
+    event_t *evs = NULL;
+    span_t m;
+    int more, ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    while ((more = next_event(&p, end, &m)) == 1) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 128;
+            event_t *grown = PyMem_RawRealloc(evs, (size_t)cap * sizeof *evs);
+            if (!grown) {
+                ok = -1;
+                break;
+            }
+            evs = grown;
+        }
+        event_t *ev = &evs[n];
+        if (!read_event(m, now_s, ev) || !same(ev->school, school, ns) ||
+            !same(ev->classroom, classroom, nc) || !same(ev->device, device, nd)) {
+            ok = 0;
+            break;
+        }
+        Py_ssize_t body = (ev->end - ev->start) - (ev->recv_end - ev->recv_start) + stamp_len;
+        out_len += 1 + varint_size((uint64_t)body) + body;
+        n++;
+    }
+    if (more < 0) ok = 0;
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (ok < 0) {
+        PyErr_NoMemory();
+    } else if (!ok) {
+        result = Py_NewRef(Py_None);
+    } else {
+        PyObject *stamped = PyBytes_FromStringAndSize(NULL, out_len);
+        if (stamped) {
+            uint8_t *out = (uint8_t *)PyBytes_AS_STRING(stamped);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                event_t *ev = &evs[i];
+                Py_ssize_t body = (ev->end - ev->start) - (ev->recv_end - ev->recv_start) + stamp_len;
+                *out++ = 0x0a;
+                out = put_varint(out, (uint64_t)body);
+                if (ev->recv_start) {
+                    memcpy(out, ev->start, (size_t)(ev->recv_start - ev->start));
+                    out += ev->recv_start - ev->start;
+                    memcpy(out, ev->recv_end, (size_t)(ev->end - ev->recv_end));
+                    out += ev->end - ev->recv_end;
+                } else {
+                    memcpy(out, ev->start, (size_t)(ev->end - ev->start));
+                    out += ev->end - ev->start;
+                }
+                memcpy(out, stamp, (size_t)stamp_len);
+                out += stamp_len;
+            }
+            result = Py_BuildValue("(nN)", n, stamped);
+        }
+    }
+    PyMem_RawFree(evs);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"count_valid", (PyCFunction)(void (*)(void))count_valid, METH_FASTCALL, count_valid_doc},
+    {"accept_bound", (PyCFunction)(void (*)(void))accept_bound, METH_FASTCALL, accept_bound_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int exec_module(PyObject *module) {
+    init_tables();
+    return PyModule_AddIntConstant(module, "MAX_TEXT", MAX_TEXT) ||
+           PyModule_AddIntConstant(module, "MAX_PRESENT", MAX_PRESENT) ||
+           PyModule_AddIntConstant(module, "MAX_DURATION_MS", MAX_DURATION_MS) ||
+           PyModule_AddIntConstant(module, "MAX_HEARTBEAT_INTERVAL_S", MAX_HEARTBEAT_INTERVAL_S) ||
+           PyModule_AddObject(module, "MAX_FUTURE_S", PyFloat_FromDouble(MAX_FUTURE_S)) ||
+           PyModule_AddObject(module, "MAX_AGE_S", PyFloat_FromDouble(MAX_AGE_S));
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_module},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "classtrace._wire",
+    .m_doc = "DESIGN §4 validation of EventBatch wire bytes in C (see classtrace/wire.py).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC PyInit__wire(void) { return PyModuleDef_Init(&moduledef); }
