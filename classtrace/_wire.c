@@ -705,14 +705,175 @@ static PyObject *accept_bound(PyObject *self, PyObject *const *args, Py_ssize_t 
     return result;
 }
 
+/* --- the worker's columns --------------------------------------------------------------------- */
+
+static PyObject *NAME_TRACE, *NAME_OBSERVATION, *NAME_TEACHING, *NAME_LESSON, *NAME_HEARTBEAT;
+
+/* A str of validated ASCII bytes (ids, UUIDs, pseudonyms): no UTF-8 decoding needed. */
+static PyObject *ascii_str(span_t s) {
+    PyObject *out = PyUnicode_New(s.n, 127);
+    if (out) memcpy(PyUnicode_1BYTE_DATA(out), s.p, (size_t)s.n);
+    return out;
+}
+
+/* The previous event's value of a field: consecutive events mostly share school, classroom,
+ * device, lesson, student and item, so each is a memcmp and a new reference, not a new str. */
+typedef struct {
+    span_t last;
+    PyObject *obj;
+} memo_t;
+
+static PyObject *memo_str(memo_t *memo, span_t s) {
+    if (memo->obj && memo->last.n == s.n && memcmp(memo->last.p, s.p, (size_t)s.n) == 0)
+        return Py_NewRef(memo->obj);
+    PyObject *obj = ascii_str(s);
+    if (!obj) return NULL;
+    Py_XSETREF(memo->obj, Py_NewRef(obj));
+    memo->last = s;
+    return obj;
+}
+
+enum { M_SCHOOL, M_CLASSROOM, M_DEVICE, M_LESSON, M_STUDENT, M_ITEM, N_MEMOS };
+
+static PyObject *observation_counts(const payload_t *pay) {
+    PyObject *counts = PyDict_New();
+    if (!counts) return NULL;
+    for (uint32_t b = 1; b <= N_BEHAVIORS; b++) {
+        if (!(pay->counts_seen & (1u << b))) continue;
+        PyObject *k = PyLong_FromUnsignedLong(b), *v = PyLong_FromUnsignedLong(pay->counts[b]);
+        int bad = !k || !v || PyDict_SetItem(counts, k, v) < 0;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (bad) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+    }
+    return counts;
+}
+
+/* One event as the worker's tuple (see scan_events' docstring); NULL with an exception set. */
+static PyObject *event_tuple(const event_t *ev, memo_t *memos) {
+    PyObject *name, *p0, *p1, *p2, *p3;
+    const payload_t *pay = &ev->pay;
+    switch (ev->payload) {
+    case F_TRACE:
+        name = NAME_TRACE;
+        p0 = PyBool_FromLong(pay->correct == 1);
+        p1 = memo_str(&memos[M_STUDENT], pay->student);
+        p2 = PyLong_FromUnsignedLong(pay->verb);
+        p3 = memo_str(&memos[M_ITEM], pay->item);
+        break;
+    case F_OBSERVATION:
+        name = NAME_OBSERVATION;
+        p0 = PyLong_FromUnsignedLong(pay->present);
+        p1 = PyLong_FromUnsignedLong(pay->attentive);
+        p2 = observation_counts(pay);
+        p3 = Py_NewRef(Py_None);
+        break;
+    case F_TEACHING:
+        name = NAME_TEACHING;
+        p0 = PyLong_FromUnsignedLong(pay->kind);
+        p1 = PyLong_FromUnsignedLong(pay->duration_ms);
+        p2 = Py_NewRef(Py_None);
+        p3 = Py_NewRef(Py_None);
+        break;
+    default: /* lesson, heartbeat: rare; the worker decodes these few with upb */
+        name = ev->payload == F_LESSON ? NAME_LESSON : NAME_HEARTBEAT;
+        p0 = PyBytes_FromStringAndSize((const char *)ev->start, ev->end - ev->start);
+        p1 = Py_NewRef(Py_None);
+        p2 = Py_NewRef(Py_None);
+        p3 = Py_NewRef(Py_None);
+        break;
+    }
+    PyObject *items[13] = {
+        Py_NewRef(name),
+        ascii_str(ev->event_id),
+        memo_str(&memos[M_SCHOOL], ev->school),
+        memo_str(&memos[M_CLASSROOM], ev->classroom),
+        memo_str(&memos[M_DEVICE], ev->device),
+        memo_str(&memos[M_LESSON], ev->lesson_id),
+        PyLong_FromLongLong(ev->occ_s),
+        PyLong_FromLongLong(ev->occ_n),
+        PyLong_FromUnsignedLongLong(ev->seq),
+        p0, p1, p2, p3,
+    };
+    PyObject *tuple = PyTuple_New(13);
+    for (int i = 0; i < 13; i++) {
+        if (!items[i] || !tuple) {
+            for (int j = 0; j < 13; j++) Py_XDECREF(items[j]);
+            Py_XDECREF(tuple);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 13; i++) PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+}
+
+PyDoc_STRVAR(scan_events_doc,
+"scan_events(data, now_s, /) -> list[tuple] | None\n--\n\n"
+"The worker's reading of EventBatch bytes: when every event passes (as count_valid), one tuple\n"
+"per event, in order: ``(payload, event_id, school_id, classroom_id, device_id, lesson_id,\n"
+"seconds, nanos, seq, p0, p1, p2, p3)`` where seconds/nanos are occurred_at's and p0…p3 are\n"
+"\n"
+"- trace: correct (bool; unset is False), student_id, verb, item_id\n"
+"- observation: present, attentive, {behavior: count}, None\n"
+"- teaching: kind, duration_ms, None, None\n"
+"- lesson, heartbeat: the event's bytes (to decode with upb), None, None, None\n"
+"\n"
+"None: not shown here (decode, and judge each event with classtrace.validation).");
+
+static PyObject *scan_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "scan_events(data, now_s) takes 2 arguments");
+        return NULL;
+    }
+    double now_s = PyFloat_AsDouble(args[1]);
+    if (now_s == -1.0 && PyErr_Occurred()) return NULL;
+    Py_buffer buf;
+    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *p = buf.buf, *end = p + buf.len;
+    PyObject *out = PyList_New(0);
+    memo_t memos[N_MEMOS] = {{{NULL, 0}, NULL}};
+    event_t ev;
+    span_t m;
+    int more;
+    while (out && (more = next_event(&p, end, &m)) == 1) {
+        if (!read_event(m, now_s, &ev)) {
+            more = -1;
+            break;
+        }
+        PyObject *t = event_tuple(&ev, memos);
+        if (!t || PyList_Append(out, t) < 0) Py_CLEAR(out);
+        Py_XDECREF(t);
+    }
+    for (int i = 0; i < N_MEMOS; i++) Py_XDECREF(memos[i].obj);
+    PyBuffer_Release(&buf);
+    if (out && more < 0) {
+        Py_DECREF(out);
+        return Py_NewRef(Py_None);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"count_valid", (PyCFunction)(void (*)(void))count_valid, METH_FASTCALL, count_valid_doc},
     {"accept_bound", (PyCFunction)(void (*)(void))accept_bound, METH_FASTCALL, accept_bound_doc},
+    {"scan_events", (PyCFunction)(void (*)(void))scan_events, METH_FASTCALL, scan_events_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static int exec_module(PyObject *module) {
     init_tables();
+    if (!NAME_TRACE) {
+        NAME_TRACE = PyUnicode_InternFromString("trace");
+        NAME_OBSERVATION = PyUnicode_InternFromString("observation");
+        NAME_TEACHING = PyUnicode_InternFromString("teaching");
+        NAME_LESSON = PyUnicode_InternFromString("lesson");
+        NAME_HEARTBEAT = PyUnicode_InternFromString("heartbeat");
+        if (!NAME_TRACE || !NAME_OBSERVATION || !NAME_TEACHING || !NAME_LESSON || !NAME_HEARTBEAT)
+            return -1;
+    }
     return PyModule_AddIntConstant(module, "MAX_TEXT", MAX_TEXT) ||
            PyModule_AddIntConstant(module, "MAX_PRESENT", MAX_PRESENT) ||
            PyModule_AddIntConstant(module, "MAX_DURATION_MS", MAX_DURATION_MS) ||

@@ -1,5 +1,7 @@
 """Types of the C extension classtrace._wire (classtrace/_wire.c); use it through classtrace.wire."""
 
+from typing import Any
+
 MAX_TEXT: int
 MAX_PRESENT: int
 MAX_DURATION_MS: int
@@ -18,3 +20,6 @@ def accept_bound(
     stamp_nanos: int,
     /,
 ) -> tuple[int, bytes] | None: ...
+def scan_events(
+    data: bytes, now_s: float, /
+) -> list[tuple[str, str, str, str, str, str, int, int, int, Any, Any, Any, Any]] | None: ...

@@ -22,8 +22,9 @@ takes its Python path: slower, never different.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-__all__ = ["COMPILED", "accept_bound", "count_valid"]
+__all__ = ["COMPILED", "EventRow", "accept_bound", "count_valid", "scan_events"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,17 @@ except ImportError:  # pragma: no cover - the build always compiles it; see the 
 
 COMPILED = _wire is not None
 """Whether the C scanner is in use (a test requires it where the project is built)."""
+
+EventRow = tuple[str, str, str, str, str, str, int, int, int, Any, Any, Any, Any]
+"""One valid event as the worker reads it: ``(payload, event_id, school_id, classroom_id,
+device_id, lesson_id, occurred.seconds, occurred.nanos, seq, p0, p1, p2, p3)`` with p0…p3
+
+- ``trace``: correct (unset reads False), student_id, verb, item_id
+- ``observation``: present, attentive, ``{behavior: count}``, None
+- ``teaching``: kind, duration_ms, None, None
+- ``lesson``, ``heartbeat``: the event (its bytes from :func:`scan_events`, the message from
+  the worker's Python path), None, None, None — rare, so decoded with upb when met.
+"""
 
 
 def count_valid(data: bytes, now_s: float) -> int:
@@ -71,3 +83,14 @@ def accept_bound(
         return None
     seconds, nanos = divmod(stamp_ns, 1_000_000_000)
     return _wire.accept_bound(data, now_s, school_id, classroom_id, device_id, seconds, nanos)
+
+
+def scan_events(data: bytes, now_s: float) -> list[EventRow] | None:
+    """The worker's rows of EventBatch bytes ``data`` when every event passes at ``now_s``.
+
+    One :data:`EventRow` per event, in order; ids repeated from the previous event are the same
+    str object. None means "not shown here", as in :func:`count_valid`.
+    """
+    if _wire is None:
+        return None
+    return _wire.scan_events(data, now_s)

@@ -98,7 +98,7 @@ class LessonState:
 
     def add_trace(
         self,
-        trace: pb.LearningTrace,
+        correct: bool,
         student_id: str,
         verb: int,
         item_id: str,
@@ -109,7 +109,7 @@ class LessonState:
         self.students.add(student_id)
         if verb == _ANSWERED:
             # ``correct`` is an optional bool: unset reads as False, i.e. "not correct".
-            self.answers.offer(student_id, item_id, occurred_ns, event_id, trace.correct)
+            self.answers.offer(student_id, item_id, occurred_ns, event_id, correct)
         elif verb == _HAND_RAISED:
             self.hand_raises += 1
 

@@ -8,9 +8,11 @@ holds changes that are not on their way to the changelog when a rebalance or tim
 Records are acknowledged by the caller only after this returns, hence at-least-once: after a
 crash the uncommitted records come again, and each value's own SeenEvents skips what it holds.
 
-Per event the hot loop reads each protobuf field once (``classtrace.validation.read_event``
-validates and returns what it read) and finds its window and lesson by comparing with the
-previous event's, since a record is one classroom's events, mostly in time order.
+Per event the hot loop takes a row of values already read and validated — by the C wire
+scanner (``classtrace.wire.scan_events``) for nearly every record, else by
+``classtrace.validation.read_event`` over the decoded record, which also gives the reasons of
+the events dead-lettered — and finds its window and lesson by comparing with the previous
+event's, since a record is one classroom's events, mostly in time order.
 
 Poison input is data (STYLE §7): an undecodable record, an invalid event, or an exception while
 applying a record becomes a ``DeadLetter`` and processing goes on — an exception escaping into
@@ -30,6 +32,7 @@ from classtrace.errors import DecodeError, ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import read_event
+from classtrace.wire import EventRow, scan_events
 from stream_processors.lesson_state import LessonState
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.summaries import SummaryThrottle, summary_sink
@@ -40,6 +43,11 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 logger = logging.getLogger(__name__)
 
 _MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (DESIGN §4)
+
+
+def _event(value: bytes | pb.Event) -> pb.Event:
+    """A lesson or heartbeat row's event: bytes from the C scanner (rare: decoded here)."""
+    return pb.Event.FromString(value) if value.__class__ is bytes else value  # type: ignore[arg-type,return-value]
 
 
 class StateTable(Protocol):
@@ -162,39 +170,33 @@ class Processor:
             stats.first_record_at = now
 
     def _process_record(self, record: Record, now: float) -> None:
-        try:
-            batch = decode_batch(
-                record.value or b"", topic=record.topic, partition=record.partition, offset=record.offset
-            )
-        except DecodeError as exc:
-            self._dead_letter(record, str(exc), record.value or b"", now)
-            return
+        value = record.value or b""
+        # Nearly every record: all events valid, read from the wire in C (classtrace.wire).
+        rows: Iterable[EventRow] | None = scan_events(value, now)
+        batch: pb.EventBatch | None = None
+        if rows is None:
+            try:
+                batch = decode_batch(
+                    value, topic=record.topic, partition=record.partition, offset=record.offset
+                )
+            except DecodeError as exc:
+                self._dead_letter(record, str(exc), value, now)
+                return
         if not record.key:
             self._dead_letter(record, "record has no key: events records are keyed by classroom_id",
-                              record.value or b"", now)  # fmt: skip
+                              value, now)  # fmt: skip
             return
         classroom = record.key.decode("utf-8", "replace")
         self._partition[classroom] = record.partition
-        self._apply_events(record, classroom, batch.events, now)
+        if rows is None or any(row[3] != classroom for row in rows):  # type: ignore[union-attr]
+            events = (batch or decode_batch(value)).events
+            rows = self._read_events(record, classroom, events, now)
+        self._apply_events(classroom, rows)
 
-    def _apply_events(self, record: Record, classroom: str, events: Iterable[pb.Event], now: float) -> None:
-        """Validate and count one record's events in a single pass: the worker's hot loop.
-
-        Each field is read once (``read_event`` validates and hands back what it read; a upb
-        field read costs ~0.1 µs), and the window, lesson and device book are looked up when
-        they change from one event to the next, not per event: a record holds one classroom's
-        events, mostly in time order. Every event still goes through the full validation and
-        each aggregate's own dedup.
-        """
-        stats = self.stats
-        dirty_windows, dirty_lessons = self._dirty_windows, self._dirty_lessons
-        window: WindowState | None = None
-        window_start = window_key = None
-        lesson: LessonState | None = None
-        lesson_id_now = lesson_key = ""
-        book: DeviceBook | None = None
-        counted = duplicates = 0
-        mark = self._watermark.get(classroom, 0)
+    def _read_events(
+        self, record: Record, classroom: str, events: Iterable[pb.Event], now: float
+    ) -> Iterator[EventRow]:
+        """The rows of the events that pass; the others are dead-lettered with their reasons."""
         for event in events:
             try:
                 (payload, event_id, school_id, room, device_id, lesson_id, seconds, nanos,
@@ -206,8 +208,34 @@ class Processor:
                 error = ValidationError("classroom_id", f"{room!r} differs from the record key {classroom!r}")
                 self._dead_letter(record, str(error), event.SerializeToString(), now, event)
                 continue
+            if payload == "trace":
+                p0 = p0.correct
+            elif payload in ("lesson", "heartbeat"):
+                p0, p1 = event, None
+            yield (payload, event_id, school_id, room, device_id, lesson_id, seconds, nanos, event.seq,
+                   p0, p1, p2, p3)  # fmt: skip
+
+    def _apply_events(self, classroom: str, rows: Iterable[EventRow]) -> None:
+        """Count one record's valid events: the worker's hot loop.
+
+        Rows come from the C scanner (``classtrace.wire.scan_events``) or, for a record it does
+        not accept, from :meth:`_read_events`, in the same shape. The window, lesson and device
+        book are looked up when they change from one event to the next, not per event: a record
+        holds one classroom's events, mostly in time order. Every event goes through each
+        aggregate's own dedup.
+        """
+        stats = self.stats
+        dirty_windows, dirty_lessons = self._dirty_windows, self._dirty_lessons
+        window: WindowState | None = None
+        window_start = window_key = None
+        lesson: LessonState | None = None
+        lesson_id_now = lesson_key = ""
+        book: DeviceBook | None = None
+        counted = duplicates = 0
+        mark = self._watermark.get(classroom, 0)
+        for (payload, event_id, school_id, _room, device_id, lesson_id, seconds, nanos, seq,
+             p0, p1, p2, p3) in rows:  # fmt: skip
             counted += 1
-            seq = event.seq
             occurred = seconds * 1000 + nanos // 1_000_000
             if occurred > mark:  # noqa: PLR1730 - cheaper than max() in the hot loop
                 mark = occurred
@@ -237,11 +265,13 @@ class Processor:
                     elif payload == "teaching":
                         lesson.add_teaching(p0, occurred, p1)
                     elif payload == "lesson":
-                        lesson.add_lifecycle(p0, p1, occurred, event_id)
+                        lifecycle = _event(p0).lesson
+                        lesson.add_lifecycle(lifecycle, lifecycle.phase, occurred, event_id)
             if payload == "heartbeat":
+                event = _event(p0)
                 if book is None:
                     book = self._book(classroom)
-                if book.take(device_id, occurred, event_id, school_id, event, p0):
+                if book.take(device_id, occurred, event_id, school_id, event, event.heartbeat):
                     self._changed_devices.setdefault(classroom, set()).add(device_id)
                     fresh = True
             if not fresh:

@@ -15,6 +15,12 @@ overflow:
    any other append is refused whole with :class:`~producers.errors.SpoolFull` — counted in
    ``refused_full``. Learning data is never dropped silently: the caller hears about it.
 
+Payloads are stored LZ4-compressed (``codec`` 1; 0 is a raw payload, as spools written before
+compression hold): an EventBatch of ids and enums shrinks ~2.4×, and on a device's flash or a VM
+disk the bytes written per append cost more than compressing them (bench/ingest.py: the append
+of a 100-event chunk fell from ~340 to ~200 µs with ``synchronous=NORMAL``). Chunks are
+decompressed when read, so the Spool protocol sees EventBatch bytes only.
+
 One process at a time: the spool takes an exclusive ``flock`` on ``<path>.lock``, released by
 the OS when the process dies, so a restarted device reopens its spool at once. Within it, writes
 go through one connection in turn, and the sender reads batches through a second one: a WAL
@@ -33,6 +39,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+import cramjam
+
 from producers.errors import SpoolError, SpoolFull
 from producers.spool.base import NewChunk, SpoolChunk, SpoolStats
 
@@ -49,7 +57,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     device_id TEXT NOT NULL,
     n INTEGER NOT NULL,
     heartbeat INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    codec INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_heartbeat ON chunks (heartbeat, id);
 CREATE TABLE IF NOT EXISTS seqs (device_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
@@ -60,9 +69,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     n INTEGER NOT NULL,
     payload BLOB NOT NULL,
     reason TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    codec INTEGER NOT NULL DEFAULT 0
 );
 """
+RAW, LZ4 = 0, 1  # the codec column: how ``payload`` is stored
 
 
 class SQLiteSpool:
@@ -90,6 +101,7 @@ class SQLiteSpool:
             self._sync = "FULL" if durable else "NORMAL"
             db.execute(f"PRAGMA synchronous={self._sync}")
             db.executescript(_SCHEMA)
+            _add_codec_columns(db)
             self._depth = int(db.execute("SELECT COALESCE(SUM(n), 0) FROM chunks").fetchone()[0])
             self._quarantined = int(db.execute("SELECT COALESCE(SUM(n), 0) FROM quarantine").fetchone()[0])
             reader = _connect(self.path, opened)
@@ -162,11 +174,11 @@ class SQLiteSpool:
                         self._db.execute("ROLLBACK")
                         return
                     self._db.executemany(
-                        "INSERT INTO chunks (classroom_id, device_id, n, heartbeat, payload) "
-                        "VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO chunks (classroom_id, device_id, n, heartbeat, payload, codec) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         [
-                            (c.classroom_id, c.device_id, c.n_events, int(c.heartbeat_only), c.payload)
-                            for c in chunks
+                            (c.classroom_id, c.device_id, c.n_events, int(c.heartbeat_only), p, LZ4)
+                            for c, p in zip(chunks, map(_compress, chunks), strict=True)
                         ],
                     )
                     if seqs:
@@ -214,16 +226,20 @@ class SQLiteSpool:
         with self._read_lock:
             try:
                 cursor = self._reader.execute(
-                    "SELECT id, classroom_id, device_id, n, payload FROM chunks ORDER BY id"
+                    "SELECT id, classroom_id, device_id, n, payload, codec FROM chunks ORDER BY id"
                 )
-                for row_id, classroom_id, device_id, n, payload in cursor:
-                    if out and total + n > max_events:
+                rows = []
+                for row in cursor:
+                    if rows and total + row[3] > max_events:
                         break
-                    out.append(SpoolChunk(row_id, classroom_id, device_id, n, payload))
-                    total += n
+                    rows.append(row)
+                    total += row[3]
                 cursor.close()
             except sqlite3.Error as exc:
                 raise SpoolError(f"cannot read spool {self.path}: {exc}") from exc
+        # decompressed outside the lock (cramjam releases the GIL)
+        for row_id, classroom_id, device_id, n, payload, codec in rows:
+            out.append(SpoolChunk(row_id, classroom_id, device_id, n, _payload(payload, codec, row_id)))
         return out
 
     def ack(self, row_ids: Iterable[int]) -> None:
@@ -271,8 +287,8 @@ class SQLiteSpool:
                 moved = self._sum_n(ids)
                 now = time.time()
                 self._db.executemany(
-                    "INSERT INTO quarantine (id, classroom_id, device_id, n, payload, reason, at) "
-                    "SELECT id, classroom_id, device_id, n, payload, ?, ? FROM chunks WHERE id = ?",
+                    "INSERT INTO quarantine (id, classroom_id, device_id, n, payload, codec, reason, at) "
+                    "SELECT id, classroom_id, device_id, n, payload, codec, ?, ? FROM chunks WHERE id = ?",
                     [(reason, now, r) for (r,) in ids],
                 )
                 self._db.executemany("DELETE FROM chunks WHERE id = ?", ids)
@@ -294,6 +310,27 @@ class SQLiteSpool:
             dropped_heartbeats=self._dropped_heartbeats,
             quarantined=self._quarantined,
         )
+
+
+def _add_codec_columns(db: sqlite3.Connection) -> None:
+    """Spools written before compression lack ``codec``: their rows are raw (codec 0)."""
+    for table in ("chunks", "quarantine"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "codec" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN codec INTEGER NOT NULL DEFAULT {RAW}")
+
+
+def _compress(chunk: NewChunk) -> bytes:
+    return bytes(cramjam.lz4.compress_block(chunk.payload))
+
+
+def _payload(stored: bytes, codec: int, row_id: int) -> bytes:
+    """The EventBatch bytes of a stored chunk."""
+    if codec == RAW:
+        return stored
+    if codec == LZ4:
+        return bytes(cramjam.lz4.decompress_block(stored))
+    raise SpoolError(f"spool chunk {row_id} has unknown codec {codec}: written by a newer version?")
 
 
 def _connect(path: Path, opened: list[sqlite3.Connection]) -> sqlite3.Connection:

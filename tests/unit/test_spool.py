@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
@@ -90,3 +91,35 @@ def test_acking_a_chunk_twice_counts_it_once(tmp_path):
         spool.ack([first])
         spool.ack([first])
         assert spool.depth == 2
+
+
+def test_payloads_are_stored_compressed_and_read_back_whole(tmp_path):
+    path = tmp_path / "s.db"
+    payload = b"\x0a\x24" + b"0b6f3c2e-5d1a-4c8e-9f4a-2f1e0c9b7a65" * 50
+    with SQLiteSpool(path) as spool:
+        spool.append([NewChunk("c1", "d1", 50, payload)], {"d1": 50})
+        assert spool.batch(100)[0].payload == payload
+    with sqlite3.connect(path) as db:
+        stored, codec = db.execute("SELECT payload, codec FROM chunks").fetchone()
+    assert codec == 1 and len(stored) < len(payload) / 4
+
+
+def test_a_spool_written_before_compression_is_read_as_it_was(tmp_path):
+    """A device upgraded with events still spooled sends them unchanged."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, classroom_id TEXT NOT NULL,"
+            " device_id TEXT NOT NULL, n INTEGER NOT NULL, heartbeat INTEGER NOT NULL,"
+            " payload BLOB NOT NULL);"
+            "CREATE TABLE quarantine (id INTEGER PRIMARY KEY, classroom_id TEXT NOT NULL,"
+            " device_id TEXT NOT NULL, n INTEGER NOT NULL, payload BLOB NOT NULL,"
+            " reason TEXT NOT NULL, at REAL NOT NULL);"
+            "INSERT INTO chunks (classroom_id, device_id, n, heartbeat, payload)"
+            " VALUES ('c1', 'd1', 2, 0, X'0a00');"
+        )
+    with SQLiteSpool(path) as spool:
+        spool.append([chunk(3)], {})
+        assert [c.payload for c in spool.batch(100)] == [b"\x0a\x00", b"xxx"]
+        spool.quarantine([spool.batch(1)[0].row_id], "HTTP 400: bad")
+        assert spool.stats().quarantined == 2

@@ -227,3 +227,37 @@ def test_accept_bound_refuses_another_tenant_s_event(field):
 
 def test_accept_bound_of_an_empty_batch():
     assert wire.accept_bound(b"", NOW, "sch-1", "room-1", "dev-1", STAMP_NS) == (0, b"")
+
+
+# --- the worker's rows ---------------------------------------------------------------------------
+
+
+def _python_row(event: pb.Event) -> tuple[object, ...]:
+    """The row read_event gives for ``event``, in scan_events' shape (see classtrace.wire)."""
+    payload, eid, school, room, device, lesson, seconds, nanos, p0, p1, p2, p3 = read_event(event, NOW)
+    if payload == "trace":
+        p0 = p0.correct
+    elif payload in ("lesson", "heartbeat"):
+        p0, p1 = event, None
+    return (payload, eid, school, room, device, lesson, seconds, nanos, event.seq, p0, p1, p2, p3)
+
+
+@settings(max_examples=200)
+@given(st.lists(events(), max_size=20))
+def test_scan_events_reads_what_read_event_reads(batch):
+    rows = wire.scan_events(_bytes(batch), NOW)
+    assert rows is not None
+    expected = [_python_row(e) for e in batch]
+    for row, want in zip(rows, expected, strict=True):
+        if row[0] in ("lesson", "heartbeat"):  # the event's own bytes, for upb to decode
+            assert pb.Event.FromString(row[9]) == want[9]
+            assert row[:9] + row[10:] == want[:9] + want[10:]
+        else:
+            assert row == want
+
+
+def test_scan_events_refuses_what_count_valid_refuses():
+    bad = make("trace")
+    bad.trace.student_id = "张三"
+    assert wire.scan_events(_bytes([make("observation"), bad]), NOW) is None
+    assert wire.scan_events(b"", NOW) == []
