@@ -228,7 +228,7 @@ class SQLiteSpool:
                 cursor = self._reader.execute(
                     "SELECT id, classroom_id, device_id, n, payload, codec FROM chunks ORDER BY id"
                 )
-                rows = []
+                rows: list[tuple[int, str, str, int, bytes, int]] = []
                 for row in cursor:
                     if rows and total + row[3] > max_events:
                         break

@@ -66,6 +66,17 @@ def test_events_are_stamped_live_a_batch_covering_its_last_second():
     now_ns = 1_795_000_000_123_456_789
     events = list(pb.EventBatch.FromString(factory.next_batch(now_ns)[0]).events)
     stamps = [e.occurred_at.seconds * 1_000_000_000 + e.occurred_at.nanos for e in events]
-    assert stamps[-1] == now_ns
+    assert stamps[-1] == now_ns - now_ns % 10_000_000  # on the 10 ms grid
     assert stamps == sorted(stamps) and stamps[-1] - stamps[0] == 99 * 10_000_000
     assert len({s // 10_000_000_000 for s in stamps}) <= 2  # one or two 10 s windows
+
+
+def test_ids_and_seqs_stay_exact_across_their_precomputed_blocks() -> None:
+    factory = BatchFactory(
+        load_devices("0123abcd", 1)[0], template_events(), batch_size=20, lesson_events=2**28
+    )
+    for start in (65_530, 16_380, 2**32 - 5):
+        factory.counter = start
+        events = _events(factory, 1)
+        assert [e.seq for e in events] == list(range(start + 1, start + 21))
+        assert [e.event_id[-12:] for e in events] == [f"{c:012x}" for c in range(start + 1, start + 21)]
