@@ -47,17 +47,18 @@ class SeenEvents:
                 return False
             entry[2] = bits | mask
             return True
-        other_key = f"{device_id}\x00{seq}"
-        if other_key in self.other:
+        # Seqs outside the bitmap's span live in ``other``, which is nearly always empty: the
+        # key is built only when it is not (events in order take this path once each).
+        if self.other and f"{device_id}\x00{seq}" in self.other:
             return False
         if seq > high:
             if seq - base >= MAX_SPAN:
-                return self._add_other(other_key)
+                return self._add_other(f"{device_id}\x00{seq}")
             entry[1] = seq
             entry[2] = bits | (1 << (seq - base))
             return True
         if high - seq >= MAX_SPAN:
-            return self._add_other(other_key)
+            return self._add_other(f"{device_id}\x00{seq}")
         entry[0] = seq
         entry[2] = (bits << (base - seq)) | 1
         return True
