@@ -550,6 +550,19 @@ static inline int next_event(const uint8_t **pp, const uint8_t *end, span_t *m) 
 
 /* --- Python API ------------------------------------------------------------------------------- */
 
+/* The head every function shares, ``(data, now_s, ...)``: the bytes and the receiver clock.
+ * 0 with an exception set; on 1 the caller releases ``buf``. */
+static int data_and_clock(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *name,
+                          Py_buffer *buf, double *now_s) {
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments (%zd given)", name, want, nargs);
+        return 0;
+    }
+    *now_s = PyFloat_AsDouble(args[1]);
+    if (*now_s == -1.0 && PyErr_Occurred()) return 0;
+    return PyObject_GetBuffer(args[0], buf, PyBUF_SIMPLE) == 0;
+}
+
 PyDoc_STRVAR(count_valid_doc,
 "count_valid(data, now_s, /) -> int\n--\n\n"
 "The number of events in EventBatch bytes ``data`` when every one is well formed and passes\n"
@@ -558,13 +571,8 @@ PyDoc_STRVAR(count_valid_doc,
 
 static PyObject *count_valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer buf;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "count_valid(data, now_s) takes 2 arguments");
-        return NULL;
-    }
-    double now_s = PyFloat_AsDouble(args[1]);
-    if (now_s == -1.0 && PyErr_Occurred()) return NULL;
-    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    double now_s;
+    if (!data_and_clock(args, nargs, 2, "count_valid", &buf, &now_s)) return NULL;
     const uint8_t *p = buf.buf, *end = p + buf.len;
     Py_ssize_t n = 0;
     event_t ev;
@@ -611,11 +619,9 @@ PyDoc_STRVAR(accept_bound_doc,
 
 static PyObject *accept_bound(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "accept_bound takes 7 arguments");
+        PyErr_Format(PyExc_TypeError, "accept_bound takes 7 arguments (%zd given)", nargs);
         return NULL;
     }
-    double now_s = PyFloat_AsDouble(args[1]);
-    if (now_s == -1.0 && PyErr_Occurred()) return NULL;
     Py_ssize_t ns, nc, nd;
     const char *school = PyUnicode_AsUTF8AndSize(args[2], &ns);
     const char *classroom = school ? PyUnicode_AsUTF8AndSize(args[3], &nc) : NULL;
@@ -642,7 +648,8 @@ static PyObject *accept_bound(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t stamp_len = q - stamp;
 
     Py_buffer buf;
-    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    double now_s;
+    if (!data_and_clock(args, nargs, 7, "accept_bound", &buf, &now_s)) return NULL;
     const uint8_t *p = buf.buf, *end = p + buf.len;
     Py_ssize_t n = 0, out_len = 0, cap = 0;
     event_t *evs = NULL;
@@ -824,14 +831,9 @@ PyDoc_STRVAR(scan_events_doc,
 "None: not shown here (decode, and judge each event with classtrace.validation).");
 
 static PyObject *scan_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "scan_events(data, now_s) takes 2 arguments");
-        return NULL;
-    }
-    double now_s = PyFloat_AsDouble(args[1]);
-    if (now_s == -1.0 && PyErr_Occurred()) return NULL;
     Py_buffer buf;
-    if (PyObject_GetBuffer(args[0], &buf, PyBUF_SIMPLE) < 0) return NULL;
+    double now_s;
+    if (!data_and_clock(args, nargs, 2, "scan_events", &buf, &now_s)) return NULL;
     const uint8_t *p = buf.buf, *end = p + buf.len;
     PyObject *out = PyList_New(0);
     memo_t memos[N_MEMOS] = {{{NULL, 0}, NULL}};
