@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from classtrace.errors import BrokerError
+from classtrace.errors import BrokerError, ConfigError
 from classtrace.topics import ALL_TOPICS, TopicSpec
 
 __all__ = [
@@ -41,47 +41,56 @@ logger = logging.getLogger(__name__)
 GROUP_TIMINGS: dict[str, Any] = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 
 
-def _base(bootstrap: str, options: Mapping[str, str] | None) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap}
-    config.update(options or {})
-    return config
+# What the no-loss / no-double-count guarantees rest on: never taken from the environment.
+_PRODUCER_GUARANTEES: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
+_CONSUMER_GUARANTEES: dict[str, Any] = {"enable.auto.offset.store": False, "enable.auto.commit": True}
+# Tuned defaults: a deployment may change these with CLASSTRACE_KAFKA_<property>.
+_PRODUCER_DEFAULTS: dict[str, Any] = {
+    "compression.type": "lz4",
+    "linger.ms": 5,
+    "message.max.bytes": 8 * 1024 * 1024,
+}
+_CONSUMER_DEFAULTS: dict[str, Any] = {
+    "auto.offset.reset": "earliest",
+    "fetch.queue.backoff.ms": 10,
+    **GROUP_TIMINGS,
+}
+
+
+def _config(
+    bootstrap: str,
+    defaults: Mapping[str, Any],
+    options: Mapping[str, str] | None,
+    guarantees: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Defaults, then the environment's ``options``, then the guarantees (which options may not
+    change: a clear error rather than a silently weaker pipeline)."""
+    options = dict(options or {})
+    for key, value in guarantees.items():
+        if key in options and str(options[key]).lower() != str(value).lower():
+            env = "CLASSTRACE_KAFKA_" + key.upper().replace(".", "_")
+            raise ConfigError(
+                env,
+                f"{options[key]!r} is not allowed: classtrace needs {key}={value} "
+                "to lose no acknowledged event and count none twice",
+            )
+    return {"bootstrap.servers": bootstrap, **defaults, **options, **guarantees}
 
 
 def producer_config(
     bootstrap: str, options: Mapping[str, str] | None = None, **overrides: Any
 ) -> dict[str, Any]:
-    """Idempotent, acks=all, lz4 producer settings; ``options`` are the env passthrough."""
-    config = _base(bootstrap, options)
-    config.update(
-        {
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": "lz4",
-            "linger.ms": 5,
-            "message.max.bytes": 8 * 1024 * 1024,
-        }
-    )
-    config.update(overrides)
-    return config
+    """Idempotent, acks=all producer settings (lz4, 5 ms linger unless ``options`` say otherwise);
+    ``options`` are the env passthrough, ``overrides`` the caller's own."""
+    return {**_config(bootstrap, _PRODUCER_DEFAULTS, options, _PRODUCER_GUARANTEES), **overrides}
 
 
 def consumer_config(
     bootstrap: str, group: str, options: Mapping[str, str] | None = None, **overrides: Any
 ) -> dict[str, Any]:
     """At-least-once consumer settings: offsets are stored by the caller only after processing."""
-    config = _base(bootstrap, options)
-    config.update(
-        {
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": True,
-            "enable.auto.offset.store": False,
-            "fetch.queue.backoff.ms": 10,
-            **GROUP_TIMINGS,
-        }
-    )
-    config.update(overrides)
-    return config
+    config = _config(bootstrap, _CONSUMER_DEFAULTS, options, _CONSUMER_GUARANTEES)
+    return {**config, "group.id": group, **overrides}
 
 
 def make_producer(bootstrap: str, options: Mapping[str, str] | None = None, **overrides: Any) -> Producer:
@@ -98,7 +107,7 @@ def make_consumer(
 
 def make_admin(bootstrap: str, options: Mapping[str, str] | None = None) -> AdminClient:
     """An admin client for topic management."""
-    return AdminClient(_base(bootstrap, options))
+    return AdminClient({"bootstrap.servers": bootstrap, **(options or {})})
 
 
 def check_reachable(bootstrap: str, options: Mapping[str, str] | None = None, timeout: float = 10.0) -> None:
