@@ -839,7 +839,7 @@ static PyObject *scan_events(PyObject *self, PyObject *const *args, Py_ssize_t n
     memo_t memos[N_MEMOS] = {{{NULL, 0}, NULL}};
     event_t ev;
     span_t m;
-    int more;
+    int more = 0;
     while (out && (more = next_event(&p, end, &m)) == 1) {
         if (!read_event(m, now_s, &ev)) {
             more = -1;
