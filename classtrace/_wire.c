@@ -111,12 +111,35 @@ static inline int read_u32(const uint8_t **pp, const uint8_t *end, uint32_t *out
     return 1;
 }
 
-/* A field seen twice: upb keeps the last (or merges), others may not; refuse it. */
-#define ONCE(seen, f) \
-    do { \
-        if ((seen) & (1u << (f))) return 0; \
-        (seen) |= 1u << (f); \
-    } while (0)
+/* A message's shape: for each field number, the wire type it must come with, plus 1 (so 0 is a
+ * field this scanner does not know), and REPEATED for a repeated field. */
+enum { VARINT = 0 + 1, LEN = 2 + 1, I32 = 5 + 1, REPEATED = 0x10 };
+
+/* The next field of a message, admitted against its shape: a known number with its wire type,
+ * and — unless repeated — not seen before in this message (upb keeps the last of a scalar given
+ * twice, or merges a message, and other parsers may not: refuse). */
+static inline int next_field(const uint8_t **pp, const uint8_t *end, const uint8_t *shape,
+                             uint32_t n_fields, uint32_t *seen, uint32_t *f) {
+    uint32_t wt;
+    if (!read_tag(pp, end, f, &wt) || *f >= n_fields || (shape[*f] & 0x0F) != wt + 1) return 0;
+    if (shape[*f] & REPEATED) return 1;
+    if (*seen & (1u << *f)) return 0;
+    *seen |= 1u << *f;
+    return 1;
+}
+#define NEXT_FIELD(p, end, shape, seen, f) next_field(&(p), (end), (shape), sizeof(shape), &(seen), &(f))
+
+static const uint8_t TIMESTAMP_SHAPE[] = {[1] = VARINT, [2] = VARINT};
+static const uint8_t BEHAVIOR_COUNT_SHAPE[] = {[1] = VARINT, [2] = VARINT};
+static const uint8_t TRACE_SHAPE[] = {[1] = LEN, [2] = VARINT, [3] = LEN, [4] = LEN | REPEATED,
+                                      [5] = VARINT, [6] = I32, [7] = VARINT, [8] = VARINT};
+static const uint8_t OBSERVATION_SHAPE[] = {[1] = VARINT, [2] = VARINT, [3] = LEN | REPEATED};
+static const uint8_t TEACHING_SHAPE[] = {[1] = VARINT, [2] = LEN, [3] = VARINT, [4] = I32};
+static const uint8_t LESSON_SHAPE[] = {[1] = VARINT, [2] = LEN, [3] = LEN, [4] = LEN, [5] = VARINT};
+static const uint8_t HEARTBEAT_SHAPE[] = {[1] = I32, [2] = I32, [3] = VARINT, [4] = LEN, [5] = VARINT};
+static const uint8_t EVENT_SHAPE[] = {[1] = LEN, [2] = LEN, [3] = LEN, [4] = LEN, [5] = LEN,
+                                      [6] = LEN, [7] = LEN, [8] = VARINT, [9] = VARINT,
+                                      [10] = LEN, [11] = LEN, [12] = LEN, [13] = LEN, [14] = LEN};
 
 /* --- strings -------------------------------------------------------------------------------- */
 
@@ -207,13 +230,11 @@ static inline int text_ok(span_t s) {
 /* seconds in [0, 2^52] and nanos in [0, 999999999]: every valid clock, exact as doubles. */
 static int read_timestamp(span_t m, int64_t *seconds, int64_t *nanos) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     uint64_t v;
     *seconds = *nanos = 0;
     while (p < end) {
-        if (!read_tag(&p, end, &f, &wt) || wt != 0 || f > 2) return 0;
-        ONCE(seen, f);
-        if (!read_varint(&p, end, &v)) return 0;
+        if (!NEXT_FIELD(p, end, TIMESTAMP_SHAPE, seen, f) || !read_varint(&p, end, &v)) return 0;
         if (f == 1) {
             if (v > (uint64_t)MAX_SECONDS) return 0;
             *seconds = (int64_t)v;
@@ -241,7 +262,7 @@ typedef struct {
 
 static int read_trace(span_t m, payload_t *out) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     span_t s;
     uint64_t v;
     Py_ssize_t chars;
@@ -250,48 +271,35 @@ static int read_trace(span_t m, payload_t *out) {
     out->correct = -1;
     out->score = 0.0f;
     while (p < end) {
-        if (!read_tag(&p, end, &f, &wt)) return 0;
+        if (!NEXT_FIELD(p, end, TRACE_SHAPE, seen, f)) return 0;
         switch (f) {
-        case 1: case 3: case 4: /* student_id, item_id, knowledge_points */
-            if (wt != 2 || !read_len(&p, end, &s)) return 0;
-            if (f == 4) {
-                if (!utf8_ok(s, &chars)) return 0;
-                continue; /* repeated: no ONCE */
-            }
-            ONCE(seen, f);
-            if (f == 1) out->student = s;
-            else out->item = s;
+        case 1: /* student_id */
+            if (!read_len(&p, end, &out->student)) return 0;
             break;
-        case 2: case 8: /* verb, context */
-            if (wt != 0) return 0;
-            ONCE(seen, f);
-            if (!read_varint(&p, end, &v)) return 0;
-            if (f == 2) {
-                if (v < 1 || v > N_VERBS) return 0;
-                out->verb = (uint32_t)v;
-            } else {
-                if (v > N_CONTEXTS) return 0;
-                out->context = (uint32_t)v;
-            }
+        case 3: /* item_id */
+            if (!read_len(&p, end, &out->item)) return 0;
+            break;
+        case 4: /* knowledge_points: free text, but valid UTF-8 */
+            if (!read_len(&p, end, &s) || !utf8_ok(s, &chars)) return 0;
+            break;
+        case 2: /* verb */
+            if (!read_varint(&p, end, &v) || v < 1 || v > N_VERBS) return 0;
+            out->verb = (uint32_t)v;
+            break;
+        case 8: /* context (optional) */
+            if (!read_varint(&p, end, &v) || v > N_CONTEXTS) return 0;
+            out->context = (uint32_t)v;
             break;
         case 5: /* optional bool correct */
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_varint(&p, end, &v) || v > 1) return 0;
             out->correct = (int)v;
             break;
         case 6: /* float score */
-            if (wt != 5) return 0;
-            ONCE(seen, f);
             if (!read_fixed32(&p, end, &out->score)) return 0;
             break;
         case 7: /* uint32 latency_ms */
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_u32(&p, end, &out->latency_ms)) return 0;
             break;
-        default:
-            return 0;
         }
     }
     if (!pseudonym_ok(out->student)) return 0;
@@ -307,33 +315,28 @@ static int read_trace(span_t m, payload_t *out) {
 
 static int read_observation(span_t m, payload_t *out) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     span_t s;
     out->present = out->attentive = 0;
     out->counts_seen = 0;
     /* the counts are checked against present after the loop: present may come last */
     while (p < end) {
-        if (!read_tag(&p, end, &f, &wt)) return 0;
-        if (f == 1 || f == 2) {
-            if (wt != 0) return 0;
-            ONCE(seen, f);
+        if (!NEXT_FIELD(p, end, OBSERVATION_SHAPE, seen, f)) return 0;
+        if (f != 3) {
             if (!read_u32(&p, end, f == 1 ? &out->present : &out->attentive)) return 0;
-        } else if (f == 3) {
-            if (wt != 2 || !read_len(&p, end, &s)) return 0;
-            const uint8_t *q = s.p, *qend = s.p + s.n;
-            uint32_t inner_seen = 0, g, gwt, behavior = 0, count = 0;
-            while (q < qend) {
-                if (!read_tag(&q, qend, &g, &gwt) || gwt != 0 || g > 2) return 0;
-                ONCE(inner_seen, g);
-                if (!read_u32(&q, qend, g == 1 ? &behavior : &count)) return 0;
-            }
-            if (behavior < 1 || behavior > N_BEHAVIORS) return 0;
-            if (out->counts_seen & (1u << behavior)) return 0; /* counted twice */
-            out->counts_seen |= 1u << behavior;
-            out->counts[behavior] = count;
-        } else {
-            return 0;
+            continue;
         }
+        if (!read_len(&p, end, &s)) return 0;
+        const uint8_t *q = s.p, *qend = s.p + s.n;
+        uint32_t inner_seen = 0, g, behavior = 0, count = 0;
+        while (q < qend)
+            if (!NEXT_FIELD(q, qend, BEHAVIOR_COUNT_SHAPE, inner_seen, g) ||
+                !read_u32(&q, qend, g == 1 ? &behavior : &count))
+                return 0;
+        if (behavior < 1 || behavior > N_BEHAVIORS) return 0;
+        if (out->counts_seen & (1u << behavior)) return 0; /* counted twice */
+        out->counts_seen |= 1u << behavior;
+        out->counts[behavior] = count;
     }
     if (out->present > MAX_PRESENT || out->attentive > out->present) return 0;
     for (uint32_t b = 1; b <= N_BEHAVIORS; b++)
@@ -343,37 +346,27 @@ static int read_observation(span_t m, payload_t *out) {
 
 static int read_teaching(span_t m, payload_t *out) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     uint64_t v;
     out->kind = out->duration_ms = 0;
     out->teacher.n = 0;
     out->confidence = 0.0f;
     while (p < end) {
-        if (!read_tag(&p, end, &f, &wt)) return 0;
+        if (!NEXT_FIELD(p, end, TEACHING_SHAPE, seen, f)) return 0;
         switch (f) {
         case 1:
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_varint(&p, end, &v) || v < 1 || v > N_KINDS) return 0;
             out->kind = (uint32_t)v;
             break;
         case 2:
-            if (wt != 2) return 0;
-            ONCE(seen, f);
             if (!read_len(&p, end, &out->teacher)) return 0;
             break;
         case 3:
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_u32(&p, end, &out->duration_ms)) return 0;
             break;
         case 4:
-            if (wt != 5) return 0;
-            ONCE(seen, f);
             if (!read_fixed32(&p, end, &out->confidence)) return 0;
             break;
-        default:
-            return 0;
         }
     }
     if (out->kind == 0) return 0;
@@ -385,32 +378,24 @@ static int read_teaching(span_t m, payload_t *out) {
 
 static int read_lesson(span_t m, span_t lesson_id, payload_t *out) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     uint64_t v;
     out->phase = out->enrolled = 0;
     out->teacher.n = out->subject.n = out->grade.n = 0;
     while (p < end) {
-        if (!read_tag(&p, end, &f, &wt)) return 0;
+        if (!NEXT_FIELD(p, end, LESSON_SHAPE, seen, f)) return 0;
         switch (f) {
         case 1:
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_varint(&p, end, &v) || v < 1 || v > N_PHASES) return 0;
             out->phase = (uint32_t)v;
             break;
         case 2: case 3: case 4:
-            if (wt != 2) return 0;
-            ONCE(seen, f);
             if (!read_len(&p, end, f == 2 ? &out->teacher : f == 3 ? &out->subject : &out->grade))
                 return 0;
             break;
         case 5:
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_u32(&p, end, &out->enrolled)) return 0;
             break;
-        default:
-            return 0;
         }
     }
     if (!lesson_id.n || out->phase == 0) return 0;
@@ -424,36 +409,26 @@ static int read_lesson(span_t m, span_t lesson_id, payload_t *out) {
 
 static int read_heartbeat(span_t m, payload_t *out) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     out->battery = out->cpu = 0.0f;
     out->spool_depth = 0;
     out->interval_s = 0;
     out->firmware.n = 0;
     while (p < end) {
-        if (!read_tag(&p, end, &f, &wt)) return 0;
+        if (!NEXT_FIELD(p, end, HEARTBEAT_SHAPE, seen, f)) return 0;
         switch (f) {
         case 1: case 2:
-            if (wt != 5) return 0;
-            ONCE(seen, f);
             if (!read_fixed32(&p, end, f == 1 ? &out->battery : &out->cpu)) return 0;
             break;
         case 3:
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_varint(&p, end, &out->spool_depth)) return 0;
             break;
         case 4:
-            if (wt != 2) return 0;
-            ONCE(seen, f);
             if (!read_len(&p, end, &out->firmware)) return 0;
             break;
         case 5:
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_u32(&p, end, &out->interval_s)) return 0;
             break;
-        default:
-            return 0;
         }
     }
     if (out->interval_s == 0 || out->interval_s > MAX_HEARTBEAT_INTERVAL_S) return 0;
@@ -478,7 +453,7 @@ typedef struct {
 /* Parse and validate one event's bytes against the receiver clock now_s: 1 when it passes. */
 static int read_event(span_t m, double now_s, event_t *ev) {
     const uint8_t *p = m.p, *end = m.p + m.n;
-    uint32_t seen = 0, f, wt;
+    uint32_t seen = 0, f;
     span_t s, occurred = {NULL, 0};
     int64_t ignored_s, ignored_n;
     memset(ev, 0, offsetof(event_t, pay));
@@ -487,22 +462,18 @@ static int read_event(span_t m, double now_s, event_t *ev) {
     ev->recv_start = ev->recv_end = NULL;
     while (p < end) {
         const uint8_t *field_start = p;
-        if (!read_tag(&p, end, &f, &wt)) return 0;
-        if (f > F_HEARTBEAT) return 0;
+        if (!NEXT_FIELD(p, end, EVENT_SHAPE, seen, f)) return 0;
         if (f == F_SEQ || f == F_DEVICE_KIND) {
-            if (wt != 0) return 0;
-            ONCE(seen, f);
             if (!read_varint(&p, end, f == F_SEQ ? &ev->seq : &ev->device_kind)) return 0;
             continue;
         }
-        if (wt != 2 || !read_len(&p, end, &s)) return 0;
+        if (!read_len(&p, end, &s)) return 0;
         if (f >= F_LESSON) {
             if (ev->payload) return 0; /* two payloads: upb keeps the last, refuse */
             ev->payload = f;
             ev->body = s;
             continue;
         }
-        ONCE(seen, f);
         switch (f) {
         case F_EVENT_ID: ev->event_id = s; break;
         case F_SCHOOL: ev->school = s; break;
