@@ -789,8 +789,9 @@ static PyObject *event_tuple(const event_t *ev, memo_t *memos) {
 }
 
 PyDoc_STRVAR(scan_events_doc,
-"scan_events(data, now_s, /) -> list[tuple] | None\n--\n\n"
-"The worker's reading of EventBatch bytes: when every event passes (as count_valid), one tuple\n"
+"scan_events(data, now_s, classroom_id, /) -> list[tuple] | None\n--\n\n"
+"The worker's reading of EventBatch bytes: when every event passes (as count_valid) and, unless\n"
+"``classroom_id`` is None, belongs to that classroom (the record's key), one tuple\n"
 "per event, in order: ``(payload, event_id, school_id, classroom_id, device_id, lesson_id,\n"
 "seconds, nanos, seq, p0, p1, p2, p3)`` where seconds/nanos are occurred_at's and p0…p3 are\n"
 "\n"
@@ -804,7 +805,13 @@ PyDoc_STRVAR(scan_events_doc,
 static PyObject *scan_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer buf;
     double now_s;
-    if (!data_and_clock(args, nargs, 2, "scan_events", &buf, &now_s)) return NULL;
+    span_t room = {NULL, 0};
+    if (nargs == 3 && args[2] != Py_None) {
+        const char *text = PyUnicode_AsUTF8AndSize(args[2], &room.n);
+        if (!text) return NULL;
+        room.p = (const uint8_t *)text;
+    }
+    if (!data_and_clock(args, nargs, 3, "scan_events", &buf, &now_s)) return NULL;
     const uint8_t *p = buf.buf, *end = p + buf.len;
     PyObject *out = PyList_New(0);
     memo_t memos[N_MEMOS] = {{{NULL, 0}, NULL}};
@@ -812,7 +819,7 @@ static PyObject *scan_events(PyObject *self, PyObject *const *args, Py_ssize_t n
     span_t m;
     int more = 0;
     while (out && (more = next_event(&p, end, &m)) == 1) {
-        if (!read_event(m, now_s, &ev)) {
+        if (!read_event(m, now_s, &ev) || (room.p && !same(ev.classroom, (const char *)room.p, room.n))) {
             more = -1;
             break;
         }

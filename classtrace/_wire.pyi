@@ -21,5 +21,5 @@ def accept_bound(
     /,
 ) -> tuple[int, bytes] | None: ...
 def scan_events(
-    data: bytes, now_s: float, /
+    data: bytes, now_s: float, classroom_id: str | None, /
 ) -> list[tuple[str, str, str, str, str, str, int, int, int, Any, Any, Any, Any]] | None: ...

@@ -85,12 +85,13 @@ def accept_bound(
     return _wire.accept_bound(data, now_s, school_id, classroom_id, device_id, seconds, nanos)
 
 
-def scan_events(data: bytes, now_s: float) -> list[EventRow] | None:
+def scan_events(data: bytes, now_s: float, classroom_id: str | None = None) -> list[EventRow] | None:
     """The worker's rows of EventBatch bytes ``data`` when every event passes at ``now_s``.
 
-    One :data:`EventRow` per event, in order; ids repeated from the previous event are the same
-    str object. None means "not shown here", as in :func:`count_valid`.
+    With ``classroom_id`` (the record's key), also only when every event belongs to it. One
+    :data:`EventRow` per event, in order; ids repeated from the previous event are the same str
+    object. None means "not shown here", as in :func:`count_valid`.
     """
     if _wire is None:
         return None
-    return _wire.scan_events(data, now_s)
+    return _wire.scan_events(data, now_s, classroom_id)

@@ -159,15 +159,15 @@ def fuzz(args: argparse.Namespace) -> int:
             cut = cut_tail(rng, rng.choice(events))
             data = b"\x0a" + varint(len(cut)) + cut
         n = _wire.count_valid(data, now)
-        rows = _wire.scan_events(data, now)
+        rows = _wire.scan_events(data, now, device.classroom_id)
         _wire.accept_bound(data, now, *bound)
-        if (rows is None) != (n < 0):
-            raise AssertionError(f"count_valid and scan_events disagree on {data!r}")
+        if rows is not None and len(rows) != n:  # the key check may only refuse more
+            raise AssertionError(f"scan_events accepted what count_valid did not: {data[:200]!r}…")
         accepted += n >= 0
     for _ in range(args.random):
         data = os.urandom(rng.randint(0, 64))
         _wire.count_valid(data, now)
-        _wire.scan_events(data, now)
+        _wire.scan_events(data, now, device.classroom_id)
         _wire.accept_bound(data, now, *bound)
     print(f"clean: {args.mutations} mutated batches ({accepted} still accepted), {args.random} random inputs")
     return 0

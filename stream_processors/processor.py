@@ -171,8 +171,9 @@ class Processor:
 
     def _process_record(self, record: Record, now: float) -> None:
         value = record.value or b""
-        # Nearly every record: all events valid, read from the wire in C (classtrace.wire).
-        rows: Iterable[EventRow] | None = scan_events(value, now)
+        classroom = record.key.decode("utf-8", "replace") if record.key else None
+        # Nearly every record: all events valid and the key's, read from the wire in C.
+        rows = scan_events(value, now, classroom) if classroom is not None else None
         batch: pb.EventBatch | None = None
         if rows is None:
             try:
@@ -182,16 +183,15 @@ class Processor:
             except DecodeError as exc:
                 self._dead_letter(record, str(exc), value, now)
                 return
-        if not record.key:
+        if classroom is None:
             self._dead_letter(record, "record has no key: events records are keyed by classroom_id",
                               value, now)  # fmt: skip
             return
-        classroom = record.key.decode("utf-8", "replace")
         self._partition[classroom] = record.partition
-        if rows is None or any(row[3] != classroom for row in rows):  # type: ignore[union-attr]
-            events = (batch or decode_batch(value)).events
-            rows = self._read_events(record, classroom, events, now)
-        self._apply_events(classroom, rows)
+        if batch is not None:
+            self._apply_events(classroom, self._read_events(record, classroom, batch.events, now))
+        elif rows is not None:
+            self._apply_events(classroom, rows)
 
     def _read_events(
         self, record: Record, classroom: str, events: Iterable[pb.Event], now: float

@@ -261,3 +261,12 @@ def test_scan_events_refuses_what_count_valid_refuses():
     bad.trace.student_id = "张三"
     assert wire.scan_events(_bytes([make("observation"), bad]), NOW) is None
     assert wire.scan_events(b"", NOW) == []
+
+
+def test_scan_events_with_the_record_key_refuses_another_classroom_s_event():
+    events = [make("trace"), make("observation")]
+    room = events[0].classroom_id
+    assert wire.scan_events(_bytes(events), NOW, room) is not None
+    events[1].classroom_id = "room-other"
+    assert wire.scan_events(_bytes(events), NOW, room) is None  # the worker then dead-letters it
+    assert wire.scan_events(_bytes(events), NOW) is not None  # no key given: not checked
