@@ -349,7 +349,8 @@ def _read_heartbeat(hb: pb.DeviceHeartbeat) -> None:
 
 
 # --- batches: the same rules, one field at a time -----------------------------------------------
-# The gateway and the SDK validate ~100 events at once. Per event, read_event costs ~3 µs: about
+# For decoded batches: the gateway's path for JSON requests and for requests the C wire scanner
+# (classtrace.wire) does not accept. Per event, read_event costs ~3 µs: about
 # half is upb field reads, the rest the Python around each check. read_batch reads each field of
 # all events in one comprehension and checks whole columns — distinct ids once, enums by set
 # inclusion, ranges by min/max, the event ids as one string — so that Python is paid per batch.
@@ -367,36 +368,21 @@ class BatchIds(NamedTuple):
     device_ids: set[str]
 
 
-def read_batch(
-    events: Sequence[pb.Event],
-    now_s: float,
-    *,
-    event_ids: list[str] | None = None,
-    school_ids: Iterable[str] | None = None,
-    classroom_ids: Iterable[str] | None = None,
-    device_ids: Iterable[str] | None = None,
-    payloads: Sequence[str | None] | None = None,
-) -> BatchIds | None:
+def read_batch(events: Sequence[pb.Event], now_s: float) -> BatchIds | None:
     """Whether every event of ``events`` passes every rule at ``now_s``; its distinct ids if so.
 
     None means "not shown here": some event may break a rule, or lies within a second of the
     ``occurred_at`` limits. Then validate each event with :func:`read_event` for the verdicts.
     Whenever it returns ids, read_event would have returned for every event. ``events`` should
     be a list: each field is one pass over it (a upb repeated field re-creates its items).
-
-    A caller that has just read every event's envelope ids or ``WhichOneof("payload")`` (the
-    SDK, completing envelopes) passes them as ``event_ids``, ``school_ids``, ``classroom_ids``,
-    ``device_ids`` and ``payloads``, in event order, rather than have them read again.
     """
     if not events:
         return BatchIds(set(), set(), set())
-    if event_ids is None:
-        event_ids = [ev.event_id for ev in events]
-    if not _uuids_ok(event_ids):
+    if not _uuids_ok([ev.event_id for ev in events]):
         return None
-    schools = {ev.school_id for ev in events} if school_ids is None else set(school_ids)
-    classrooms = {ev.classroom_id for ev in events} if classroom_ids is None else set(classroom_ids)
-    devices = {ev.device_id for ev in events} if device_ids is None else set(device_ids)
+    schools = {ev.school_id for ev in events}
+    classrooms = {ev.classroom_id for ev in events}
+    devices = {ev.device_id for ev in events}
     lessons = {ev.lesson_id for ev in events}
     lessons.discard("")  # optional outside lessons
     if not (_ids_ok(schools) and _ids_ok(classrooms) and _ids_ok(devices) and _ids_ok(lessons)):
@@ -417,9 +403,7 @@ def read_batch(
     observations: list[pb.ClassObservation] = []
     teachings: list[pb.TeachingBehavior] = []
     others: list[pb.Event] = []
-    if payloads is None:
-        payloads = [ev.WhichOneof("payload") for ev in events]
-    for ev, payload in zip(events, payloads, strict=True):
+    for ev, payload in zip(events, [ev.WhichOneof("payload") for ev in events], strict=True):
         if payload == "trace":
             traces.append(ev.trace)
         elif payload == "observation":
