@@ -18,8 +18,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow, pyt
 def test_sigkill_mid_lesson_then_restart_gives_the_uninterrupted_summary(fresh_broker, tmp_path):
     bootstrap = fresh_broker.bootstrap
     app_id = f"fault-{uuid.uuid4().hex[:8]}"
-    reference = recorded_lesson(seed=21, classroom="room-ref", lesson="lesson-ref")
-    victim = chunks(recorded_lesson(seed=21, classroom="room-kill", lesson="lesson-kill"), 30)
+    start_ms = (int(time.time()) - 900) * 1000  # one clock for every copy of the lesson
+    reference = recorded_lesson(seed=21, start_ms=start_ms, classroom="room-ref", lesson="lesson-ref")
+    victim_events = recorded_lesson(seed=21, start_ms=start_ms, classroom="room-kill", lesson="lesson-kill")
+    victim = chunks(victim_events, 30)
     half = len(victim) // 2
 
     metrics = MetricsReader(bootstrap)

@@ -4,6 +4,7 @@ duplicates yields identical summaries; poison records are dead-lettered and the 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 
 import pytest
@@ -19,14 +20,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180
 def test_replay_in_order_shuffled_and_duplicated_gives_identical_summaries(fresh_broker, tmp_path):
     bootstrap = fresh_broker.bootstrap
     rng = random.Random(42)
-    in_order = recorded_lesson(seed=9, classroom="room-a", lesson="lesson-a")
-    shuffled = recorded_lesson(seed=9, classroom="room-b", lesson="lesson-b")
+    start_ms = (int(time.time()) - 900) * 1000  # one clock for every copy of the lesson
+    in_order = recorded_lesson(seed=9, start_ms=start_ms, classroom="room-a", lesson="lesson-a")
+    shuffled = recorded_lesson(seed=9, start_ms=start_ms, classroom="room-b", lesson="lesson-b")
     rng.shuffle(shuffled)
-    duplicated = recorded_lesson(seed=9, classroom="room-c", lesson="lesson-c")
+    duplicated = recorded_lesson(seed=9, start_ms=start_ms, classroom="room-c", lesson="lesson-c")
     duplicated = duplicated + rng.sample(duplicated, len(duplicated) // 2)
     rng.shuffle(duplicated)
 
-    poison_event = recorded_lesson(seed=9, classroom="room-b", lesson="lesson-b")[5]
+    poison_event = recorded_lesson(seed=9, start_ms=start_ms, classroom="room-b", lesson="lesson-b")[5]
     poison_event.trace.student_id = "S20230517"  # a raw student id: must never be counted
     records: list[tuple[bytes | None, bytes]] = [(b"room-b", b"\x00not protobuf")]
     records.append((b"room-b", pb.EventBatch(events=[poison_event]).SerializeToString()))
