@@ -33,7 +33,8 @@ def build(directory: Path, source: Path) -> None:
     subprocess.run(
         ["gcc", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
          "-fno-omit-frame-pointer", "-std=c11", "-fPIC", "-shared",
-         f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(directory / f"_wire{suffix}")],
+         f"-I{sysconfig.get_paths()['include']}", f"-I{ROOT / 'classtrace'}", str(source),
+         "-o", str(directory / f"_wire{suffix}")],
         check=True,
     )  # fmt: skip
 

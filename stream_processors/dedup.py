@@ -8,9 +8,11 @@ whatever the arrival order.
 An event is identified by ``(device_id, seq)``: DESIGN §4 makes seq per-device increasing, and
 the EdgeProducer persists its counter with the spool so a restarted device never reuses a number
 (producers/spool). A device's events of one lesson or window occupy a narrow range of seqs, so
-one bitmap per device (base seq + Python int of bits) holds them in a few bytes per event — far
-less than a set of UUIDs (FIELD-NOTES: keep state values small). Events without a seq (0) and
-seqs too far from the device's range fall back to an explicit set.
+one bitmap per device (``[base, high, bytearray]``, bit ``i`` for seq ``base + i``) holds them
+in a bit per seq — far less than a set of UUIDs (FIELD-NOTES: keep state values small). The base
+is a multiple of 8, so lowering it prepends whole bytes. Events without a seq (0) and seqs too
+far from the device's range fall back to an explicit set. The worker's C loop
+(stream_processors/_fold.c) works on these very objects with the same rules.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class SeenEvents:
     __slots__ = ("devices", "other")
 
     def __init__(self) -> None:
-        self.devices: dict[str, list[int]] = {}  # device_id → [base seq, high seq, bits]
+        self.devices: dict[str, list[Any]] = {}  # device_id → [base seq, high seq, bytearray]
         self.other: set[str] = set()
 
     def add(self, device_id: str, seq: int, event_id: str) -> bool:
@@ -38,14 +40,17 @@ class SeenEvents:
             return self._add_other(event_id)
         entry = self.devices.get(device_id)
         if entry is None:
-            self.devices[device_id] = [seq, seq, 1]
+            base = seq & ~7
+            self.devices[device_id] = [base, seq, bytearray([1 << (seq - base)])]
             return True
         base, high, bits = entry
         if base <= seq <= high:
-            mask = 1 << (seq - base)
-            if bits & mask:
+            i = seq - base
+            byte = bits[i >> 3]
+            mask = 1 << (i & 7)
+            if byte & mask:
                 return False
-            entry[2] = bits | mask
+            bits[i >> 3] = byte | mask
             return True
         # Seqs outside the bitmap's span live in ``other``, which is nearly always empty: the
         # key is built only when it is not (events in order take this path once each).
@@ -54,13 +59,17 @@ class SeenEvents:
         if seq > high:
             if seq - base >= MAX_SPAN:
                 return self._add_other(f"{device_id}\x00{seq}")
+            i = seq - base
+            bits.extend(bytes((i >> 3) + 1 - len(bits)))
+            bits[i >> 3] |= 1 << (i & 7)
             entry[1] = seq
-            entry[2] = bits | (1 << (seq - base))
             return True
         if high - seq >= MAX_SPAN:
             return self._add_other(f"{device_id}\x00{seq}")
-        entry[0] = seq
-        entry[2] = (bits << (base - seq)) | 1
+        new_base = seq & ~7
+        bits[0:0] = bytes((base - new_base) >> 3)
+        bits[0] |= 1 << (seq - new_base)
+        entry[0] = new_base
         return True
 
     def _add_other(self, key: str) -> bool:
@@ -70,16 +79,22 @@ class SeenEvents:
         return True
 
     def to_obj(self) -> dict[str, Any]:
-        """JSON-able form (bitmaps as hex strings: they outgrow 64-bit JSON numbers)."""
+        """JSON-able form: each bitmap as the hex of the integer whose bit i is seq base + i."""
         return {
-            "d": {dev: [b, h, format(bits, "x")] for dev, (b, h, bits) in self.devices.items()},
+            "d": {
+                dev: [b, h, format(int.from_bytes(bits, "little"), "x")]
+                for dev, (b, h, bits) in self.devices.items()
+            },
             "o": sorted(self.other),
         }
 
     @classmethod
     def from_obj(cls, obj: dict[str, Any]) -> SeenEvents:
-        """Inverse of :meth:`to_obj`."""
+        """Inverse of :meth:`to_obj`; also reads values whose base is not a multiple of 8."""
         seen = cls()
-        seen.devices = {dev: [b, h, int(bits, 16)] for dev, (b, h, bits) in obj["d"].items()}
+        for dev, (b, h, hex_bits) in obj["d"].items():
+            base = b & ~7
+            bits = int(hex_bits, 16) << (b - base)
+            seen.devices[dev] = [base, h, bytearray(bits.to_bytes(((h - base) >> 3) + 1, "little"))]
         seen.other = set(obj["o"])
         return seen

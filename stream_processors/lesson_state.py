@@ -118,18 +118,24 @@ class LessonState:
         if kind in T_KINDS:
             add_interval(self.t_union, occurred, occurred + duration_ms)
 
-    def add_lifecycle(self, lesson: pb.LessonLifecycle, phase: int, occurred: int, event_id: str) -> None:
+    def add_lifecycle(
+        self,
+        phase: int,
+        occurred: int,
+        event_id: str,
+        teacher_id: str,
+        subject: str,
+        grade: str,
+        enrolled: int,
+    ) -> None:
         """STARTED/ENDED: the earliest STARTED (with its metadata) and the latest ENDED win."""
         key = (occurred, event_id)
         if phase == _STARTED:
             if self.start is None or key < self.start:
                 self.start = key
                 self.meta = {
-                    "teacher_id": lesson.teacher_id,
-                    "subject": lesson.subject,
-                    "grade": lesson.grade,
-                    "enrolled": lesson.enrolled,
-                }
+                    "teacher_id": teacher_id, "subject": subject, "grade": grade, "enrolled": enrolled
+                }  # fmt: skip
         elif phase == _ENDED and (self.end is None or key > self.end):
             self.end = key
 

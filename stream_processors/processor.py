@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from classtrace.codec import decode_batch, set_ts_now
 from classtrace.errors import DecodeError, ValidationError
@@ -42,12 +42,25 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 
 logger = logging.getLogger(__name__)
 
+try:
+    from stream_processors._fold import fold_events
+except ImportError:  # pragma: no cover - the build always compiles it (setup.py)
+    fold_events = None  # type: ignore[assignment]
+    logger.warning(
+        "stream_processors._fold is not built: the worker counts events in Python (several times "
+        "slower); reinstall with a C compiler and the Python headers (pip install -e .)"
+    )
+
 _MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (DESIGN §4)
 
 
 def _event(value: bytes | pb.Event) -> pb.Event:
     """A lesson or heartbeat row's event: bytes from the C scanner (rare: decoded here)."""
     return pb.Event.FromString(value) if value.__class__ is bytes else value  # type: ignore[arg-type,return-value]
+
+
+def _ms(ts: Any) -> int:
+    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
 
 
 class StateTable(Protocol):
@@ -91,6 +104,9 @@ class ProcessorConfig:
     """Windows are kept (and a late event re-emits its window) this long after they end."""
     idle_lesson_s: float = 600.0
     """A finished lesson leaves memory after this long without events (its table value stays)."""
+    native: bool = True
+    """Count events with the C loop (stream_processors._fold) when it is built; False: the
+    Python loop, its reference (tests hold the two to the same results)."""
 
 
 @dataclass
@@ -127,6 +143,7 @@ class Processor:
         self._out = outputs
         self.config = config or ProcessorConfig()
         self._clock = clock
+        self._fold = fold_events if self.config.native else None
         self.stats = Stats()
         self._lessons: dict[str, LessonState] = {}
         self._windows: dict[str, WindowState] = {}
@@ -172,8 +189,16 @@ class Processor:
     def _process_record(self, record: Record, now: float) -> None:
         value = record.value or b""
         classroom = record.key.decode("utf-8", "replace") if record.key else None
-        # Nearly every record: all events valid and the key's, read from the wire in C.
-        rows = scan_events(value, now, classroom) if classroom is not None else None
+        rows: list[EventRow] | None = None
+        if classroom is not None:
+            self._partition[classroom] = record.partition
+            # Nearly every record: all events valid and the key's, read and counted in C. When
+            # the C loop refuses a record, so would the scanner: straight to the decode path.
+            if self._fold is not None:
+                if self._fold_record(classroom, value, now):
+                    return
+            else:
+                rows = scan_events(value, now, classroom)
         batch: pb.EventBatch | None = None
         if rows is None:
             try:
@@ -187,11 +212,57 @@ class Processor:
             self._dead_letter(record, "record has no key: events records are keyed by classroom_id",
                               value, now)  # fmt: skip
             return
-        self._partition[classroom] = record.partition
         if batch is not None:
             self._apply_events(classroom, self._read_events(record, classroom, batch.events, now))
         elif rows is not None:
             self._apply_events(classroom, rows)
+
+    def _fold_record(self, classroom: str, value: bytes, now: float) -> bool:
+        """The C loop over a record (stream_processors._fold); False: not accepted there."""
+        done = self._fold(  # type: ignore[misc]  # not None: checked by the caller
+            value, now, classroom, self._watermark.get(classroom, 0),
+            lambda start, mark: self._window_pair(classroom, start, mark),
+            lambda lesson_id: self._lesson_pair(classroom, lesson_id),
+            lambda *heartbeat: self._take_heartbeat(classroom, *heartbeat),
+            self._dirty_windows, self._dirty_lessons,
+        )  # fmt: skip
+        if done is None:
+            return False
+        counted, duplicates, late, mark = done
+        stats = self.stats
+        stats.events += counted
+        stats.duplicates += duplicates
+        stats.late_dropped += late
+        self._watermark[classroom] = mark
+        return True
+
+    def _window_pair(self, classroom: str, start_ms: int, mark_ms: int) -> tuple[str, WindowState] | None:
+        window = self._window(classroom, start_ms, mark_ms)
+        return None if window is None else (f"{classroom}/{start_ms}", window)
+
+    def _lesson_pair(self, classroom: str, lesson_id: str) -> tuple[str, LessonState]:
+        key = f"{classroom}/{lesson_id}"
+        return key, self._lesson(key, classroom, lesson_id)
+
+    def _take_heartbeat(
+        self,
+        classroom: str,
+        device_id: str,
+        occurred: int,
+        event_id: str,
+        school_id: str,
+        seen_ms: int,
+        interval_s: int,
+        battery_pct: float,
+        spool_depth: int,
+        device_kind: int,
+    ) -> bool:
+        book = self._book(classroom)
+        if not book.take(device_id, occurred, event_id, school_id, seen_ms, interval_s, battery_pct,
+                         spool_depth, device_kind):  # fmt: skip
+            return False
+        self._changed_devices.setdefault(classroom, set()).add(device_id)
+        return True
 
     def _read_events(
         self, record: Record, classroom: str, events: Iterable[pb.Event], now: float
@@ -230,7 +301,6 @@ class Processor:
         window_start = window_key = None
         lesson: LessonState | None = None
         lesson_id_now = lesson_key = ""
-        book: DeviceBook | None = None
         counted = duplicates = 0
         mark = self._watermark.get(classroom, 0)
         for (payload, event_id, school_id, _room, device_id, lesson_id, seconds, nanos, seq,
@@ -265,15 +335,17 @@ class Processor:
                     elif payload == "teaching":
                         lesson.add_teaching(p0, occurred, p1)
                     elif payload == "lesson":
-                        lifecycle = _event(p0).lesson
-                        lesson.add_lifecycle(lifecycle, lifecycle.phase, occurred, event_id)
+                        life = _event(p0).lesson
+                        lesson.add_lifecycle(life.phase, occurred, event_id, life.teacher_id, life.subject,
+                                             life.grade, life.enrolled)  # fmt: skip
             if payload == "heartbeat":
                 event = _event(p0)
-                if book is None:
-                    book = self._book(classroom)
-                if book.take(device_id, occurred, event_id, school_id, event, event.heartbeat):
-                    self._changed_devices.setdefault(classroom, set()).add(device_id)
-                    fresh = True
+                hb = event.heartbeat
+                seen = _ms(event.received_at) if event.HasField("received_at") else occurred
+                fresh |= self._take_heartbeat(
+                    classroom, device_id, occurred, event_id, school_id, seen,
+                    hb.interval_s, hb.battery_pct, hb.spool_depth, event.device_kind,
+                )  # fmt: skip
             if not fresh:
                 duplicates += 1
         self._watermark[classroom] = mark

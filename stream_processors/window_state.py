@@ -25,10 +25,6 @@ __all__ = ["DeviceBook", "WindowState"]
 _HAND_RAISING = pb.ClassObservation.BEHAVIOR_HAND_RAISING
 
 
-def _ms(ts: Any) -> int:
-    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
-
-
 def _ms_to_ts(ms: int, ts: Any) -> None:
     seconds, millis = divmod(ms, 1000)
     ts.seconds = seconds
@@ -151,19 +147,23 @@ class DeviceBook:
         occurred: int,
         event_id: str,
         school_id: str,
-        event: pb.Event,
-        hb: pb.DeviceHeartbeat,
+        seen_ms: int,
+        interval_s: int,
+        battery_pct: float,
+        spool_depth: int,
+        device_kind: int,
     ) -> bool:
-        """Take a validated heartbeat (occurred in ms) if it is the device's latest; True if it was."""
+        """Take a validated heartbeat if it is the device's latest; True if it was.
+
+        ``occurred`` is its occurred_at and ``seen_ms`` its received_at (the ingest clock,
+        comparable with ours), both in ms; a record produced straight to Kafka may lack
+        received_at, then the caller passes occurred and the device clock has to do.
+        """
         current = self.devices.get(device_id)
         if current is not None and (current[0], current[1]) >= (occurred, event_id):
             return False
-        # received_at is the ingest clock, comparable with ours; a record produced straight to
-        # Kafka may lack it, then the device clock has to do.
-        seen = _ms(event.received_at) if event.HasField("received_at") else occurred
         self.devices[device_id] = [
-            occurred, event_id, seen, hb.interval_s, hb.battery_pct, hb.spool_depth,
-            event.device_kind, school_id,
+            occurred, event_id, seen_ms, interval_s, battery_pct, spool_depth, device_kind, school_id,
         ]  # fmt: skip
         self.offline.discard(device_id)
         return True

@@ -1,0 +1,24 @@
+"""Types of the C extension stream_processors._fold (stream_processors/_fold.c)."""
+
+from collections.abc import Callable
+from typing import Any
+
+MAX_SPAN: int
+WINDOW_MS: int
+HIST_SHIFT: int
+BEHAVIOR_HAND_RAISING: int
+VERB_HAND_RAISED: int
+VERB_ANSWERED: int
+
+def fold_events(
+    data: bytes,
+    now_s: float,
+    classroom_id: str,
+    mark_ms: int,
+    window_of: Callable[[int, int], tuple[str, Any] | None],
+    lesson_of: Callable[[str], tuple[str, Any]],
+    heartbeat: Callable[..., bool],
+    dirty_windows: set[str],
+    dirty_lessons: set[str],
+    /,
+) -> tuple[int, int, int, int] | None: ...

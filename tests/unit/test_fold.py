@@ -1,0 +1,225 @@
+"""The worker's C loop (stream_processors._fold) against its Python reference, state for state.
+
+Two processors take the same records, one counting with the C loop and one with
+``Processor._apply_events``; every table value they write (lesson, window, device book — dedup
+bits included), every metric record and every counter must be identical. The records mix what
+the loop has to get right: duplicates and replays, seq 0 and seqs far apart or below a bitmap's
+base, all payload kinds, lessons starting and ending, heartbeats with and without received_at,
+windows past retention, and records the scanner refuses (an invalid or foreign event).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from classtrace.v1 import events_pb2 as pb
+from classtrace.v1 import pipeline_pb2 as ppb
+from stream_processors import _fold
+from stream_processors.dedup import MAX_SPAN, SeenEvents
+from stream_processors.metrics import attention
+from stream_processors.metrics.windows import WINDOW_MS
+from stream_processors.processor import Processor, ProcessorConfig, Record
+from tests.unit.test_metrics_processor import DictTable, Sink
+
+NOW = 1_800_000_000.0
+LT, CO = pb.LearningTrace, pb.ClassObservation
+ROOMS = ("room-a", "room-b")
+IDS = [str(uuid.UUID(int=n + 1, version=4)) for n in range(6)]  # a small pool: seq-0 duplicates
+
+
+def test_constants_match_the_python_side():
+    assert _fold.MAX_SPAN == MAX_SPAN
+    assert _fold.WINDOW_MS == WINDOW_MS
+    assert _fold.HIST_SHIFT == attention._SHIFT
+    assert _fold.BEHAVIOR_HAND_RAISING == CO.BEHAVIOR_HAND_RAISING
+    assert _fold.VERB_HAND_RAISED == LT.VERB_HAND_RAISED
+    assert _fold.VERB_ANSWERED == LT.VERB_ANSWERED
+
+
+@st.composite
+def events(draw: Any, room: str) -> pb.Event:
+    lesson = draw(st.sampled_from(["", "l1", "l2"]))
+    ms = int(NOW * 1000) - draw(st.one_of(st.integers(0, 120_000), st.integers(0, 3_600_000)))
+    ev = pb.Event(
+        event_id=draw(st.one_of(st.sampled_from(IDS), st.uuids(version=4).map(str))),
+        school_id=draw(st.sampled_from(["sch-1", "sch-2"])),
+        classroom_id=room,
+        device_id=f"{room}-{draw(st.sampled_from(['cam', 'tab', 'app']))}",
+        device_kind=draw(st.integers(1, 6)),
+        lesson_id=lesson,
+        seq=draw(st.one_of(st.integers(1, 40), st.integers(1, 3 * MAX_SPAN), st.just(0))),
+    )
+    ev.occurred_at.seconds, ev.occurred_at.nanos = (
+        ms // 1000,
+        (ms % 1000) * 1_000_000 + draw(st.integers(0, 999_999)),
+    )
+    kinds = ["observation", "trace", "teaching", "heartbeat"] + (["lesson"] if lesson else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "observation":
+        present = draw(st.integers(0, 40))
+        ev.observation.present, ev.observation.attentive = present, draw(st.integers(0, present))
+        for behavior in draw(st.sets(st.integers(1, 8), max_size=3)):
+            ev.observation.counts.add(behavior=behavior, count=draw(st.integers(0, present)))
+    elif kind == "trace":
+        verb = draw(st.integers(1, 7))
+        ev.trace.student_id = "ps_" + draw(st.sampled_from(["0" * 32, "a" * 32, "0123456789abcdef" * 2]))
+        ev.trace.verb = verb
+        if verb == LT.VERB_ANSWERED or draw(st.booleans()):
+            ev.trace.item_id = draw(st.sampled_from(["q1", "q2"]))
+        correct = draw(st.sampled_from([None, True, False]))
+        if correct is not None:
+            ev.trace.correct = correct
+    elif kind == "teaching":
+        ev.teaching.kind = draw(st.integers(1, 9))
+        ev.teaching.duration_ms = draw(st.integers(1, 90_000))
+    elif kind == "heartbeat":
+        ev.heartbeat.interval_s = draw(st.integers(1, 60))
+        ev.heartbeat.battery_pct = draw(st.floats(0, 100, width=32))
+        ev.heartbeat.spool_depth = draw(st.integers(0, 2**40))
+        if draw(st.booleans()):
+            ev.received_at.seconds = int(NOW) - draw(st.integers(0, 100))
+            ev.received_at.nanos = draw(st.integers(0, 999_999_999))
+    else:
+        phase = draw(st.sampled_from([1, 2]))
+        ev.lesson.phase = phase
+        if phase == 1 or draw(st.booleans()):
+            ev.lesson.teacher_id = draw(st.sampled_from(["t-1", "t-2"]))
+        ev.lesson.subject = draw(st.sampled_from(["", "math", "数学"]))
+        ev.lesson.grade = draw(st.sampled_from(["", "7"]))
+        ev.lesson.enrolled = draw(st.integers(0, 45))
+    return ev
+
+
+@st.composite
+def records(draw: Any) -> list[Record]:
+    out: list[Record] = []
+    for offset in range(draw(st.integers(1, 12))):
+        room = draw(st.sampled_from(ROOMS))
+        batch = pb.EventBatch(events=draw(st.lists(events(room), min_size=0, max_size=12)))
+        flaw = draw(st.sampled_from([None, None, None, None, "foreign", "invalid"]))
+        if flaw and batch.events:
+            bad = batch.events[draw(st.integers(0, len(batch.events) - 1))]
+            if flaw == "foreign":
+                bad.classroom_id = "elsewhere"
+            else:
+                bad.school_id = "not valid!"
+        value = batch.SerializeToString()
+        out.append(Record("classtrace.events.v1", ROOMS.index(room), offset, room.encode(), value))
+        if draw(st.booleans()):  # redelivered, as after a crash
+            out.append(out[draw(st.integers(0, len(out) - 1))])
+    return out
+
+
+def processor(native: bool) -> tuple[Processor, tuple[DictTable, DictTable, DictTable], Sink]:
+    tables, sink = (DictTable(), DictTable(), DictTable()), Sink()
+    config = ProcessorConfig(summary_interval_s=0.0, window_retention_s=1800.0, native=native)
+    return Processor(*tables, sink, config, clock=lambda: NOW), tables, sink
+
+
+def outcome(native: bool, batches: list[list[Record]]) -> tuple[Any, ...]:
+    proc, tables, sink = processor(native)
+    for batch in batches:
+        proc.process_records(batch)
+    proc.tick()
+    stats = proc.stats
+    return (
+        [t.data for t in tables],
+        [b.SerializeToString(deterministic=True) for b in sink.batches],
+        [d.SerializeToString(deterministic=True) for d in sink.dead],
+        (stats.events, stats.duplicates, stats.late_dropped),
+        (stats.dead_letters, stats.errors, stats.summaries),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records(), min_size=1, max_size=4))
+def test_the_c_loop_writes_what_the_python_loop_writes(batches):
+    native = outcome(True, batches)
+    assert native == outcome(False, batches)
+    assert native[4][1] == 0  # no worker errors on either side
+
+
+def test_the_c_loop_is_the_one_used_for_valid_records(monkeypatch):
+    calls: list[Any] = []
+    proc, _tables, sink = processor(True)
+    original = proc._fold
+    assert original is not None, "stream_processors._fold is not built"
+
+    def spy(*args: Any) -> Any:
+        calls.append(result := original(*args))
+        return result
+
+    proc._fold = spy
+    batch = pb.EventBatch()
+    ev = batch.events.add(event_id=IDS[0], school_id="sch-1", classroom_id="room-a", device_id="cam",
+                          device_kind=1, lesson_id="l1", seq=1)  # fmt: skip
+    ev.occurred_at.seconds = int(NOW) - 5
+    ev.observation.present, ev.observation.attentive = 30, 20
+    proc.process_records([Record("t", 0, 0, b"room-a", batch.SerializeToString())])
+    assert calls == [(1, 0, 0, (int(NOW) - 5) * 1000)]
+    assert [p.metric for b in sink.batches for p in b.points] == ["events", "attention_rate", "hand_raising"]
+
+
+def test_a_hook_that_raises_leaves_counts_and_dedup_bits_agreeing():
+    """A failure mid-record: what was counted before it is written back with its dedup bits."""
+    proc, _tables, _sink = processor(True)
+    batch = pb.EventBatch()
+    for seq in (1, 2):
+        ev = batch.events.add(event_id=IDS[seq], school_id="sch-1", classroom_id="room-a", device_id="cam",
+                              device_kind=1, seq=seq)  # fmt: skip
+        ev.occurred_at.seconds = int(NOW) - 5
+        if seq == 1:
+            ev.observation.present = 10
+        else:
+            ev.heartbeat.interval_s = 30
+
+    def broken(*_args: Any) -> bool:
+        raise RuntimeError("book unavailable")
+
+    proc._take_heartbeat = broken  # type: ignore[method-assign]
+    proc.process_records([Record("t", 0, 0, b"room-a", batch.SerializeToString())])
+    assert proc.stats.errors == 1 and proc.stats.dead_letters == 1
+    (window,) = proc._windows.values()
+    assert window.events == 2 and window.observations == 1  # both counted before the hook raised
+    assert not window.seen.add("cam", 1, "") and not window.seen.add("cam", 2, "")
+
+
+def test_old_dedup_values_with_an_unaligned_base_are_read():
+    """Values written before bitmaps were byte-aligned: bit 0 was the smallest seq itself."""
+    old = {"d": {"cam": [13, 20, format(0b10000101, "x")]}, "o": []}  # seqs 13, 15, 20
+    seen = SeenEvents.from_obj(old)
+    assert [seq for seq in range(8, 25) if not seen.add("cam", seq, "")] == [13, 15, 20]
+
+
+@pytest.mark.parametrize("seqs", [[5, 3, 900, 2, 70_000, 1], [65_540, 1, 65_541, 3]])
+def test_bitmaps_grow_both_ways_as_in_python(seqs):
+    c_proc, _t, _s = processor(True)
+    py_proc, _t2, _s2 = processor(False)
+    batch = pb.EventBatch()
+    for n, seq in enumerate(seqs):
+        ev = batch.events.add(event_id=IDS[n % 6], school_id="sch-1", classroom_id="room-a", device_id="cam",
+                              device_kind=1, lesson_id="l1", seq=seq)  # fmt: skip
+        ev.occurred_at.seconds = int(NOW) - 5
+        ev.observation.present = 10
+    record = Record("t", 0, 0, b"room-a", batch.SerializeToString() * 2)  # every event twice
+    for proc in (c_proc, py_proc):
+        proc.process_records([record])
+    assert c_proc.stats.duplicates == len(seqs) == py_proc.stats.duplicates
+    assert c_proc._lessons["room-a/l1"].to_bytes() == py_proc._lessons["room-a/l1"].to_bytes()
+
+
+def test_a_heartbeat_counted_in_c_reaches_the_device_status():
+    proc, _tables, sink = processor(True)
+    batch = pb.EventBatch()
+    ev = batch.events.add(event_id=IDS[0], school_id="sch-1", classroom_id="room-a", device_id="cam",
+                          device_kind=1, seq=1)  # fmt: skip
+    ev.occurred_at.seconds = int(NOW) - 5
+    ev.heartbeat.interval_s = 30
+    proc.process_records([Record("t", 0, 0, b"room-a", batch.SerializeToString())])
+    (status,) = [d for b in sink.batches for d in b.devices]
+    assert isinstance(status, ppb.DeviceStatus) and status.device_id == "cam" and not status.offline
