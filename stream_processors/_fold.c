@@ -350,10 +350,27 @@ static int call_method(PyObject *obj, PyObject *name, const char *fmt, ...) {
     return res ? 0 : -1;
 }
 
+/* The event's event_id as a str, made on first use (most events need none): borrowed. */
+static PyObject *event_id_of(const event_t *ev, PyObject **slot) {
+    if (!*slot) *slot = ascii_str(ev->event_id);
+    return *slot;
+}
+
+/* SeenEvents.add: by (device, seq), or by event_id when seq is 0. */
+static int seen_event(agg_t *g, const event_t *ev, PyObject *device, PyObject **event_id) {
+    if (ev->seq) return seen_add(g->devices, g->other, device, ev->seq);
+    PyObject *id = event_id_of(ev, event_id);
+    return id ? set_add_new(g->other, id) : -1;
+}
+
 /* A counted event's payload, into its lesson (LessonState.add_trace and its attention). */
 static int lesson_payload(const event_t *ev, agg_t *les, memo_t *memos, long long occurred,
-                          PyObject *event_id) {
+                          PyObject **id_slot) {
     const payload_t *pay = &ev->pay;
+    PyObject *event_id = ev->payload == F_TRACE && pay->verb != VERB_ANSWERED ? NULL
+                         : ev->payload == F_OBSERVATION || ev->payload == F_TEACHING ? NULL
+                         : event_id_of(ev, id_slot);
+    if (!event_id && PyErr_Occurred()) return -1;
     switch (ev->payload) {
     case F_TRACE: {
         PyObject *student = memo_str(&memos[M_STUDENT], pay->student);
@@ -449,13 +466,13 @@ static int fold_event(const event_t *ev, const hooks_t *h, memo_t *memos, agg_t 
     PyObject *school = memo_str(&memos[M_SCHOOL], ev->school);
     PyObject *device = memo_str(&memos[M_DEVICE], ev->device);
     PyObject *lesson_id = memo_str(&memos[M_LESSON], ev->lesson_id);
-    PyObject *event_id = ascii_str(ev->event_id);
-    if (!school || !device || !lesson_id || !event_id) goto out;
+    PyObject *event_id = NULL; /* made when needed: event_id_of */
+    if (!school || !device || !lesson_id) goto out;
     if (enter_window(win, h, occurred - occurred % WINDOW_MS, t->mark, window_start) < 0) goto out;
     if (!win->state) {
         t->late++;
     } else {
-        n = ev->seq ? seen_add(win->devices, win->other, device, ev->seq) : set_add_new(win->other, event_id);
+        n = seen_event(win, ev, device, &event_id);
         if (n < 0) goto out;
         if (n) {
             fresh = 1;
@@ -472,7 +489,7 @@ static int fold_event(const event_t *ev, const hooks_t *h, memo_t *memos, agg_t 
     }
     if (ev->lesson_id.n) {
         if (enter_lesson(les, h, lesson_id) < 0) goto out;
-        n = ev->seq ? seen_add(les->devices, les->other, device, ev->seq) : set_add_new(les->other, event_id);
+        n = seen_event(les, ev, device, &event_id);
         if (n < 0) goto out;
         if (n) {
             fresh = 1;
@@ -481,10 +498,11 @@ static int fold_event(const event_t *ev, const hooks_t *h, memo_t *memos, agg_t 
                 les->latest = occurred;
                 les->latest_changed = 1;
             }
-            if (lesson_payload(ev, les, memos, occurred, event_id) < 0) goto out;
+            if (lesson_payload(ev, les, memos, occurred, &event_id) < 0) goto out;
         }
     }
     if (ev->payload == F_HEARTBEAT) {
+        if (!event_id_of(ev, &event_id)) goto out;
         n = heartbeat(ev, h->heartbeat, device, occurred, event_id, school);
         if (n < 0) goto out;
         fresh |= n;

@@ -110,20 +110,31 @@ class FaustTable:
         self._writer = writer
         self._changelog: str = table.changelog_topic_name
 
+    def _data(self) -> Any:
+        """The store's mapping; for the memory store its dict itself.
+
+        The memory store is a Mapping over a dict whose ``get`` of a missing key raises and
+        catches a KeyError: most lookups of a new window or lesson miss. Writing to the dict is
+        what the store's own ``__setitem__`` does.
+        """
+        store = self._table.data
+        inner = getattr(store, "data", None)
+        return inner if inner.__class__ is dict else store
+
     def get(self, key: str) -> bytes | None:
-        value = self._table.data.get(key.encode())
+        value = self._data().get(key.encode())
         return value if value is None else bytes(value)
 
     def put(self, partition: int, key: str, value: bytes | None) -> None:
         raw_key = key.encode()
         if value is None:
-            self._table.data.pop(raw_key, None)
+            self._data().pop(raw_key, None)
         else:
-            self._table.data[raw_key] = value
+            self._data()[raw_key] = value
         self._writer.add(self._changelog, partition, raw_key, value)
 
     def iter_keys(self) -> Iterator[str]:
-        return iter([bytes(k).decode() for k in list(self._table.data.keys())])
+        return iter([bytes(k).decode() for k in list(self._data().keys())])
 
 
 class TopicOutputs:

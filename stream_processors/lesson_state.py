@@ -193,7 +193,7 @@ class LessonState:
     # --- persistence ----------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """The table value: compact JSON, deterministic for equal states."""
+        """The table value: compact JSON, deterministic for equal states (orjson sorts the keys)."""
         return orjson.dumps(
             {
                 "v": 1,
@@ -207,10 +207,11 @@ class LessonState:
                 "t": self.t_union,
                 "att": self.attention.to_list(),
                 "stu": sorted(self.students),
-                "ans": dict(sorted(self.answers.attempts.items())),  # tuples encode as arrays
+                "ans": self.answers.attempts,  # tuples encode as arrays
                 "hand": self.hand_raises,
                 "seen": self.seen.to_obj(),
-            }
+            },
+            option=orjson.OPT_SORT_KEYS,
         )
 
     @classmethod

@@ -195,7 +195,7 @@ class DeviceBook:
 
     def to_bytes(self) -> bytes:
         """The table value."""
-        return orjson.dumps({"c": self.classroom_id, "d": self.devices})
+        return orjson.dumps({"c": self.classroom_id, "d": self.devices}, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> DeviceBook:
