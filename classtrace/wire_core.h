@@ -496,7 +496,7 @@ static int read_event(span_t m, double now_s, event_t *ev) {
 }
 
 static inline int same(span_t s, const char *text, Py_ssize_t n) {
-    return s.n == n && memcmp(s.p, text, (size_t)n) == 0;
+    return s.n == n && (n == 0 || memcmp(s.p, text, (size_t)n) == 0);
 }
 
 /* The events of an EventBatch, one at a time: 1 and *m set, 0 at the end, -1 on bad framing. */
@@ -512,7 +512,7 @@ static inline int next_event(const uint8_t **pp, const uint8_t *end, span_t *m) 
 /* A str of validated ASCII bytes (ids, UUIDs, pseudonyms): no UTF-8 decoding needed. */
 static PyObject *ascii_str(span_t s) {
     PyObject *out = PyUnicode_New(s.n, 127);
-    if (out) memcpy(PyUnicode_1BYTE_DATA(out), s.p, (size_t)s.n);
+    if (out && s.n) memcpy(PyUnicode_1BYTE_DATA(out), s.p, (size_t)s.n); /* an empty span may be NULL */
     return out;
 }
 
@@ -524,7 +524,7 @@ typedef struct {
 } memo_t;
 
 static PyObject *memo_str(memo_t *memo, span_t s) {
-    if (memo->obj && memo->last.n == s.n && memcmp(memo->last.p, s.p, (size_t)s.n) == 0)
+    if (memo->obj && memo->last.n == s.n && (s.n == 0 || memcmp(memo->last.p, s.p, (size_t)s.n) == 0))
         return Py_NewRef(memo->obj);
     PyObject *obj = ascii_str(s);
     if (!obj) return NULL;

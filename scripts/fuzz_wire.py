@@ -9,7 +9,13 @@ message's end is a read past the buffer). Any sanitizer report aborts with its s
 run prints a summary. ``--source`` fuzzes another copy of the C file (e.g. one with a bug
 planted, to see the fuzzer find it).
 
+It also builds the worker's C loop (stream_processors/_fold.c) with the same sanitizers and
+runs its differential property test (tests/unit/test_fold.py: generated records with seqs far
+apart, below a bitmap's base, near 2^64, duplicates and refused records) against it,
+``--fold-rounds`` times with different hypothesis seeds (``--fold-source``: another copy).
+
     .venv/bin/python scripts/fuzz_wire.py [--mutations 100000] [--random 200000] [--seed 1]
+                                          [--fold-rounds 3]
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "classtrace" / "_wire.c"
+FOLD_SOURCE = ROOT / "stream_processors" / "_fold.c"
 
 
-def build(directory: Path, source: Path) -> None:
+def build(directory: Path, source: Path, name: str = "_wire") -> None:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     subprocess.run(
         ["gcc", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
          "-fno-omit-frame-pointer", "-std=c11", "-fPIC", "-shared",
          f"-I{sysconfig.get_paths()['include']}", f"-I{ROOT / 'classtrace'}", str(source),
-         "-o", str(directory / f"_wire{suffix}")],
+         "-o", str(directory / f"{name}{suffix}")],
         check=True,
     )  # fmt: skip
 
@@ -171,6 +178,28 @@ def fuzz(args: argparse.Namespace) -> int:
         _wire.scan_events(data, now, device.classroom_id)
         _wire.accept_bound(data, now, *bound)
     print(f"clean: {args.mutations} mutated batches ({accepted} still accepted), {args.random} random inputs")
+    return fuzz_fold(args)
+
+
+def fuzz_fold(args: argparse.Namespace) -> int:
+    """tests/unit/test_fold.py against the sanitized stream_processors._fold (``-s``: a sanitizer
+    report goes to the terminal, not into pytest's capture)."""
+    import pytest
+
+    import stream_processors
+
+    stream_processors.__path__.insert(0, args.in_sanitizer)  # the sanitized _fold comes first
+    import stream_processors._fold as fold
+
+    if not fold.__file__ or not fold.__file__.startswith(args.in_sanitizer):
+        raise AssertionError(f"not the sanitized build: {fold.__file__}")
+    for round_ in range(args.fold_rounds):
+        seed = str(args.seed * 1000 + round_)
+        argv = ["-q", "-s", "-x", "-p", "no:cacheprovider", str(ROOT / "tests/unit/test_fold.py"),
+                "--hypothesis-seed", seed]  # fmt: skip
+        if pytest.main(argv) != 0:
+            return 1
+    print(f"clean: tests/unit/test_fold.py x{args.fold_rounds} under the sanitizers")
     return 0
 
 
@@ -179,7 +208,9 @@ def main() -> int:
     parser.add_argument("--mutations", type=int, default=100_000)
     parser.add_argument("--random", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fold-rounds", type=int, default=3)
     parser.add_argument("--source", type=Path, default=SOURCE, help="the C file to build (default: ours)")
+    parser.add_argument("--fold-source", type=Path, default=FOLD_SOURCE, help="the worker loop's C file")
     parser.add_argument("--in-sanitizer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_sanitizer:
@@ -187,6 +218,7 @@ def main() -> int:
         return fuzz(args)
     with tempfile.TemporaryDirectory() as tmp:
         build(Path(tmp), args.source)
+        build(Path(tmp), args.fold_source, "_fold")
         # PYTHONMALLOC=malloc: Python's own allocator would hide overruns from ASan.
         env = {
             **os.environ,
@@ -195,7 +227,8 @@ def main() -> int:
             "PYTHONMALLOC": "malloc",
         }
         argv = [sys.executable, __file__, "--in-sanitizer", tmp, "--mutations", str(args.mutations),
-                "--random", str(args.random), "--seed", str(args.seed)]  # fmt: skip
+                "--random", str(args.random), "--seed", str(args.seed),
+                "--fold-rounds", str(args.fold_rounds)]  # fmt: skip
         return subprocess.run(argv, env=env, check=False).returncode
 
 

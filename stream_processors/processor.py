@@ -399,7 +399,7 @@ class Processor:
         for key in self._dirty_windows:
             window = self._windows[key]
             windows.put(self._partition[window.classroom_id], key, window.to_bytes())
-            batch_of(window.classroom_id).points.extend(window.points())
+            window.add_points(batch_of(window.classroom_id))
         for key in self._dirty_lessons:
             lesson = self._lessons[key]
             lessons.put(self._partition[lesson.classroom_id], key, lesson.to_bytes())

@@ -30,6 +30,12 @@ NOW = 1_800_000_000.0
 LT, CO = pb.LearningTrace, pb.ClassObservation
 ROOMS = ("room-a", "room-b")
 IDS = [str(uuid.UUID(int=n + 1, version=4)) for n in range(6)]  # a small pool: seq-0 duplicates
+SEQS = st.one_of(
+    st.integers(1, 40),  # a device's usual narrow range
+    st.integers(1, 3 * MAX_SPAN),  # beyond a bitmap's span, both ways
+    st.integers(2**64 - 3 * MAX_SPAN, 2**64 - 1),  # uint64's end: no overflow in C or JSON
+    st.just(0),  # no seq: the event_id decides
+)
 
 
 def test_constants_match_the_python_side():
@@ -52,7 +58,7 @@ def events(draw: Any, room: str) -> pb.Event:
         device_id=f"{room}-{draw(st.sampled_from(['cam', 'tab', 'app']))}",
         device_kind=draw(st.integers(1, 6)),
         lesson_id=lesson,
-        seq=draw(st.one_of(st.integers(1, 40), st.integers(1, 3 * MAX_SPAN), st.just(0))),
+        seq=draw(SEQS),
     )
     ev.occurred_at.seconds, ev.occurred_at.nanos = (
         ms // 1000,
@@ -223,3 +229,18 @@ def test_a_heartbeat_counted_in_c_reaches_the_device_status():
     proc.process_records([Record("t", 0, 0, b"room-a", batch.SerializeToString())])
     (status,) = [d for b in sink.batches for d in b.devices]
     assert isinstance(status, ppb.DeviceStatus) and status.device_id == "cam" and not status.offline
+
+
+def test_a_record_longer_than_the_readers_first_buffer_counts_as_in_python():
+    """_fold reads a record's events into a buffer of 128 first and grows it: 300 events here."""
+    batch = pb.EventBatch()
+    for seq in range(1, 301):
+        ev = batch.events.add(event_id=str(uuid.UUID(int=seq, version=4)), school_id="sch-1",
+                              classroom_id="room-a", device_id="cam", device_kind=1, lesson_id="l1",
+                              seq=seq)  # fmt: skip
+        ev.occurred_at.seconds = int(NOW) - 300 + seq
+        ev.observation.present, ev.observation.attentive = 40, seq % 41
+    record = [Record("t", 0, 0, b"room-a", batch.SerializeToString())]
+    native = outcome(True, [record])
+    assert native == outcome(False, [record])
+    assert native[3][0] == 300  # all counted, none a duplicate
