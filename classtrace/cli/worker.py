@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from classtrace.kafka import check_reachable, ensure_topics, make_admin
     from classtrace.topics import EVENTS
     from stream_processors.agents import create_worker_app
-    from stream_processors.app import WorkerConfig
+    from stream_processors.app import WorkerConfig, tune_gc
 
     bootstrap = resolve_bootstrap(settings)
     check_reachable(bootstrap, settings.kafka_options)
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary_interval_s=args.summary_interval,
     )
     app, processor = create_worker_app(config)
+    tune_gc()
     logger.info("worker starting app_id=%s bootstrap=%s partitions=%d", args.app_id, bootstrap, partitions)
     worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     try:
@@ -88,9 +89,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         code = 0
     stats = processor.stats
     logger.info(
-        "worker stopped records=%d events=%d duplicates=%d dead_letters=%d summaries=%d errors=%d "
-        "first_record_at=%.3f last_batch_at=%.3f",
-        stats.records, stats.events, stats.duplicates, stats.dead_letters, stats.summaries, stats.errors,
-        stats.first_record_at, stats.last_batch_at,
+        "worker stopped records=%d batches=%d events=%d duplicates=%d dead_letters=%d summaries=%d "
+        "errors=%d first_record_at=%.3f last_batch_at=%.3f",
+        stats.records, stats.batches, stats.events, stats.duplicates, stats.dead_letters, stats.summaries,
+        stats.errors, stats.first_record_at, stats.last_batch_at,
     )  # fmt: skip
     return code
