@@ -8,11 +8,15 @@ holds changes that are not on their way to the changelog when a rebalance or tim
 Records are acknowledged by the caller only after this returns, hence at-least-once: after a
 crash the uncommitted records come again, and each value's own SeenEvents skips what it holds.
 
-Per event the hot loop takes a row of values already read and validated — by the C wire
-scanner (``classtrace.wire.scan_events``) for nearly every record, else by
-``classtrace.validation.read_event`` over the decoded record, which also gives the reasons of
-the events dead-lettered — and finds its window and lesson by comparing with the previous
-event's, since a record is one classroom's events, mostly in time order.
+Nearly every record is read, validated and counted by the C loop (``stream_processors._fold``,
+:meth:`Processor._fold_record`) on this processor's own state objects. A record it does not
+accept, or every record when it is not built or ``ProcessorConfig.native`` is False, goes
+through :meth:`Processor._apply_events`, the same loop in Python and the C loop's reference
+(tests/unit/test_fold.py): it takes rows of values already read and validated — by the C
+scanner (``classtrace.wire.scan_events``), else by ``classtrace.validation.read_event`` over
+the decoded record, which also gives the reasons of the events dead-lettered. Both find an
+event's window and lesson by comparing with the previous event's, since a record is one
+classroom's events, mostly in time order.
 
 Poison input is data (STYLE §7): an undecodable record, an invalid event, or an exception while
 applying a record becomes a ``DeadLetter`` and processing goes on — an exception escaping into
