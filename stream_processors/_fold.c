@@ -13,8 +13,9 @@
  * A record is read whole first, with the validator every entry point shares (wire_core.h): if
  * any event is not accepted, nothing is counted and None tells the caller to take the Python
  * path, which dead-letters the bad events with their reasons. What stays in Python: finding or
- * creating a window or lesson (table reads, retention), T segments, lesson lifecycle and
- * heartbeats — each a call back, at most once per event of those kinds.
+ * creating a window or lesson (table reads, retention) or a device book, a T segment that does
+ * not extend the end of its lesson's union, and lesson lifecycle events — call backs, at most
+ * once per event of those kinds.
  *
  * Counters (events, observations, hands, hand_raises, latest_ms) are summed in C and written
  * back to their object when the loop leaves it, also when a call back raises: the counts and
@@ -31,11 +32,12 @@
 #define HIST_SHIFT 1024         /* stream_processors.metrics.attention._SHIFT */
 #define BEHAVIOR_HAND_RAISING 1 /* ClassObservation.BEHAVIOR_HAND_RAISING */
 #define VERB_HAND_RAISED 5      /* LearningTrace.VERB_HAND_RAISED */
+#define T_KIND_MASK 0x7Eu       /* stream_processors.metrics.st_analysis.T_KINDS: kinds 1–6 */
 #define MAX_OCCURRED_S 9000000000ll /* occurred_at in ns stays within int64 */
 
 static PyObject *S_SEEN, *S_DEVICES, *S_OTHER, *S_ATTENTION, *S_COUNTS, *S_LESSONS, *S_STUDENTS,
     *S_ANSWERS, *S_ATTEMPTS, *S_SCHOOL_ID, *S_EVENTS, *S_OBSERVATIONS, *S_HANDS, *S_HAND_RAISES,
-    *S_LATEST_MS, *S_ADD_TEACHING, *S_ADD_LIFECYCLE;
+    *S_LATEST_MS, *S_ADD_TEACHING, *S_ADD_LIFECYCLE, *S_T_UNION;
 
 /* --- SeenEvents: [base, high, bytearray] per device, the rules of stream_processors/dedup.py -- */
 
@@ -145,6 +147,7 @@ typedef struct {
     PyObject *hist;              /* attention.counts */
     PyObject *members;           /* window: lessons; lesson: students */
     PyObject *attempts;          /* lesson: answers.attempts */
+    PyObject *t_union;           /* lesson: its T segments' union, [[start, end], ...] */
     PyObject *school;            /* school_id to write back (the first counted event's), or NULL */
     PyObject *id;                /* a lesson's lesson_id */
     int need_school, dirty;
@@ -169,6 +172,7 @@ static void agg_clear(agg_t *g) {
     Py_CLEAR(g->hist);
     Py_CLEAR(g->members);
     Py_CLEAR(g->attempts);
+    Py_CLEAR(g->t_union);
     Py_CLEAR(g->school);
     Py_CLEAR(g->id);
 }
@@ -193,8 +197,9 @@ static int agg_load(agg_t *g, PyObject *pair, int lesson) {
     if (!g->devices || !g->other || !g->hist || !g->members) return 0;
     if (lesson) {
         g->attempts = attr_chain(g->state, S_ANSWERS, S_ATTEMPTS);
+        g->t_union = PyObject_GetAttr(g->state, S_T_UNION);
         PyObject *latest = PyObject_GetAttr(g->state, S_LATEST_MS);
-        if (!g->attempts || !latest) {
+        if (!g->attempts || !g->t_union || !latest) {
             Py_XDECREF(latest);
             return 0;
         }
@@ -324,7 +329,7 @@ done:
 /* --- the loop ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    PyObject *window_of, *lesson_of, *heartbeat, *dirty_windows, *dirty_lessons;
+    PyObject *window_of, *lesson_of, *book_of, *dirty_windows, *dirty_lessons;
 } hooks_t;
 
 typedef struct {
@@ -334,6 +339,35 @@ typedef struct {
 enum { M_SCHOOL, M_DEVICE, M_LESSON, M_STUDENT, N_MEMOS };
 
 static PyObject *utf8_str(span_t s) { return PyUnicode_DecodeUTF8((const char *)s.p, s.n, "strict"); }
+
+/* st_analysis.add_interval's common case, a segment at or after the union's last one (a camera
+ * reports in time order): append it, or extend the last interval it starts in or touches.
+ * 1 done, 0 not that case (the caller merges in Python), -1 error. */
+static int t_extend(PyObject *t_union, long long start, long long end) {
+    if (!PyList_CheckExact(t_union)) return 0;
+    Py_ssize_t n = PyList_GET_SIZE(t_union);
+    if (n == 0) {
+        PyObject *seg = Py_BuildValue("[LL]", start, end);
+        int r = seg ? PyList_Append(t_union, seg) : -1;
+        Py_XDECREF(seg);
+        return r < 0 ? -1 : 1;
+    }
+    PyObject *last = PyList_GET_ITEM(t_union, n - 1);
+    if (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 2) return 0;
+    long long last_start = PyLong_AsLongLong(PyList_GET_ITEM(last, 0));
+    long long last_end = PyLong_AsLongLong(PyList_GET_ITEM(last, 1));
+    if (PyErr_Occurred()) return -1;
+    if (start > last_end) { /* after it, not touching: a new interval */
+        PyObject *seg = Py_BuildValue("[LL]", start, end);
+        int r = seg ? PyList_Append(t_union, seg) : -1;
+        Py_XDECREF(seg);
+        return r < 0 ? -1 : 1;
+    }
+    if (start < last_start) return 0; /* reaches back before the last interval */
+    if (end <= last_end) return 1;    /* already covered */
+    PyObject *v = PyLong_FromLongLong(end);
+    return v && PyList_SetItem(last, 1, v) == 0 ? 1 : -1;
+}
 
 /* Call ``obj.name(*args)`` with args built from ``fmt``; 0, or -1 with an exception set. */
 static int call_method(PyObject *obj, PyObject *name, const char *fmt, ...) {
@@ -386,8 +420,14 @@ static int lesson_payload(const event_t *ev, agg_t *les, memo_t *memos, long lon
     case F_OBSERVATION:
         return hist_add(les->hist, pay->attentive, pay->present);
     case F_TEACHING:
-        return call_method(les->state, S_ADD_TEACHING, "(kLk)", (unsigned long)pay->kind, occurred,
-                           (unsigned long)pay->duration_ms);
+        if (!(T_KIND_MASK & (1u << pay->kind))) return 0; /* not a T kind: add_teaching adds nothing */
+        switch (t_extend(les->t_union, occurred, occurred + (long long)pay->duration_ms)) {
+        case 1: return 0;
+        case -1: return -1;
+        default: /* not at the end of the union: the Python merge */
+            return call_method(les->state, S_ADD_TEACHING, "(kLk)", (unsigned long)pay->kind, occurred,
+                               (unsigned long)pay->duration_ms);
+        }
     case F_LESSON: {
         PyObject *teacher = ascii_str(pay->teacher), *subject = utf8_str(pay->subject),
                  *grade = utf8_str(pay->grade);
@@ -407,19 +447,60 @@ static int lesson_payload(const event_t *ev, agg_t *les, memo_t *memos, long lon
     }
 }
 
-/* A heartbeat to the device book (a call back: DeviceBook.take); 1 taken, 0 not, -1 error. */
-static int heartbeat(const event_t *ev, PyObject *hook, PyObject *device, long long occurred,
+/* The classroom's device book, asked for (book_of) at the record's first heartbeat. */
+typedef struct {
+    PyObject *devices, *offline, *changed; /* DeviceBook.devices, .offline; the changed set */
+} book_t;
+
+static int book_load(book_t *b, PyObject *book_of) {
+    PyObject *parts = PyObject_CallNoArgs(book_of);
+    if (!parts) return -1;
+    int ok = PyTuple_Check(parts) && PyTuple_GET_SIZE(parts) == 3 && PyDict_Check(PyTuple_GET_ITEM(parts, 0)) &&
+             PyAnySet_Check(PyTuple_GET_ITEM(parts, 1)) && PyAnySet_Check(PyTuple_GET_ITEM(parts, 2));
+    if (ok) {
+        b->devices = Py_NewRef(PyTuple_GET_ITEM(parts, 0));
+        b->offline = Py_NewRef(PyTuple_GET_ITEM(parts, 1));
+        b->changed = Py_NewRef(PyTuple_GET_ITEM(parts, 2));
+    } else {
+        PyErr_SetString(PyExc_TypeError, "book_of must return (devices dict, offline set, changed set)");
+    }
+    Py_DECREF(parts);
+    return ok ? 0 : -1;
+}
+
+/* DeviceBook.take: keep the heartbeat if it is the device's latest by (occurred, event_id).
+ * 1 taken, 0 not, -1 error. */
+static int heartbeat(const event_t *ev, book_t *b, PyObject *book_of, PyObject *device, long long occurred,
                      PyObject *event_id, PyObject *school) {
     const payload_t *pay = &ev->pay;
+    if (!b->devices && book_load(b, book_of) < 0) return -1;
+    PyObject *cur = PyDict_GetItemWithError(b->devices, device);
+    if (cur) {
+        if (!PyList_Check(cur) || PyList_GET_SIZE(cur) < 2) {
+            PyErr_SetString(PyExc_TypeError, "a device book entry is not a list");
+            return -1;
+        }
+        long long cur_occurred = PyLong_AsLongLong(PyList_GET_ITEM(cur, 0));
+        if (cur_occurred == -1 && PyErr_Occurred()) return -1;
+        if (cur_occurred > occurred) return 0;
+        if (cur_occurred == occurred) {
+            int cmp = PyUnicode_Compare(PyList_GET_ITEM(cur, 1), event_id);
+            if (cmp == -1 && PyErr_Occurred()) return -1;
+            if (cmp >= 0) return 0;
+        }
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    /* received_at is the ingest clock, comparable with the worker's; without it, the device's */
     long long seen = ev->recv_start ? ev->recv_s * 1000 + ev->recv_n / 1000000 : occurred;
-    PyObject *res = PyObject_CallFunction(hook, "OLOOLkdKK", device, occurred, event_id, school, seen,
-                                          (unsigned long)pay->interval_s, (double)pay->battery,
-                                          (unsigned long long)pay->spool_depth,
-                                          (unsigned long long)ev->device_kind);
-    if (!res) return -1;
-    int taken = PyObject_IsTrue(res);
-    Py_DECREF(res);
-    return taken;
+    PyObject *entry = Py_BuildValue("[LOLkdKKO]", occurred, event_id, seen, (unsigned long)pay->interval_s,
+                                    (double)pay->battery, (unsigned long long)pay->spool_depth,
+                                    (unsigned long long)ev->device_kind, school);
+    if (!entry) return -1;
+    int r = PyDict_SetItem(b->devices, device, entry);
+    Py_DECREF(entry);
+    if (r < 0 || PySet_Discard(b->offline, device) < 0 || PySet_Add(b->changed, device) < 0) return -1;
+    return 1;
 }
 
 /* Enter the window of ``start`` unless already in it (None from window_of: evicted, late). */
@@ -453,7 +534,7 @@ static int enter_lesson(agg_t *les, const hooks_t *h, PyObject *lesson_id) {
 
 /* One valid event, as Processor._apply_events counts it: 0, or -1 with an exception set. */
 static int fold_event(const event_t *ev, const hooks_t *h, memo_t *memos, agg_t *win, agg_t *les,
-                      long long *window_start, tally_t *t) {
+                      book_t *book, long long *window_start, tally_t *t) {
     const payload_t *pay = &ev->pay;
     if (ev->occ_s > MAX_OCCURRED_S) {
         PyErr_SetString(PyExc_ValueError, "occurred_at too far in the future for ns arithmetic");
@@ -503,7 +584,7 @@ static int fold_event(const event_t *ev, const hooks_t *h, memo_t *memos, agg_t 
     }
     if (ev->payload == F_HEARTBEAT) {
         if (!event_id_of(ev, &event_id)) goto out;
-        n = heartbeat(ev, h->heartbeat, device, occurred, event_id, school);
+        n = heartbeat(ev, book, h->book_of, device, occurred, event_id, school);
         if (n < 0) goto out;
         fresh |= n;
     }
@@ -542,14 +623,14 @@ static event_t *read_all(const uint8_t *p, const uint8_t *end, double now_s, spa
 }
 
 PyDoc_STRVAR(fold_events_doc,
-"fold_events(data, now_s, classroom_id, mark_ms, window_of, lesson_of, heartbeat,\n"
+"fold_events(data, now_s, classroom_id, mark_ms, window_of, lesson_of, book_of,\n"
 "            dirty_windows, dirty_lessons, /) -> (counted, duplicates, late, mark_ms) | None\n--\n\n"
 "Count the events of EventBatch bytes ``data`` (one record of ``classroom_id``) as\n"
 "Processor._apply_events does, on the processor's own state objects. ``window_of(start_ms,\n"
 "mark_ms)`` returns ``(key, WindowState)`` or None (evicted), ``lesson_of(lesson_id)`` returns\n"
-"``(key, LessonState)``, ``heartbeat(device_id, occurred_ms, event_id, school_id, seen_ms,\n"
-"interval_s, battery_pct, spool_depth, device_kind)`` is DeviceBook.take for the classroom;\n"
-"the keys of aggregates that counted an event join the dirty sets. ``mark_ms`` is the\n"
+"``(key, LessonState)``, ``book_of()`` returns the classroom's DeviceBook parts\n"
+"``(devices, offline, changed)`` (asked at the first heartbeat; a taken heartbeat's device joins\n"
+"``changed``); the keys of aggregates that counted an event join the dirty sets. ``mark_ms`` is the\n"
 "classroom's watermark before, the one returned after.\n"
 "\n"
 "None: some event is not accepted by the scanner (or not the classroom's); nothing was\n"
@@ -584,11 +665,16 @@ static PyObject *fold_events(PyObject *self, PyObject *const *args, Py_ssize_t n
     agg_t win, les;
     memset(&win, 0, sizeof win);
     memset(&les, 0, sizeof les);
+    book_t book = {NULL, NULL, NULL};
     long long window_start = LLONG_MIN;
     int bad = 0;
-    for (Py_ssize_t i = 0; i < n && !bad; i++) bad = fold_event(&evs[i], &h, memos, &win, &les, &window_start, &t) < 0;
+    for (Py_ssize_t i = 0; i < n && !bad; i++)
+        bad = fold_event(&evs[i], &h, memos, &win, &les, &book, &window_start, &t) < 0;
     bad |= agg_leave(&win, 0) < 0;
     bad |= agg_leave(&les, 1) < 0;
+    Py_XDECREF(book.devices);
+    Py_XDECREF(book.offline);
+    Py_XDECREF(book.changed);
     for (int i = 0; i < N_MEMOS; i++) Py_XDECREF(memos[i].obj);
     PyMem_Free(evs);
     PyBuffer_Release(&buf);
@@ -615,14 +701,15 @@ static int exec_module(PyObject *module) {
         intern(&S_EVENTS, "events") || intern(&S_OBSERVATIONS, "observations") ||
         intern(&S_HANDS, "hands") || intern(&S_HAND_RAISES, "hand_raises") ||
         intern(&S_LATEST_MS, "latest_ms") || intern(&S_ADD_TEACHING, "add_teaching") ||
-        intern(&S_ADD_LIFECYCLE, "add_lifecycle"))
+        intern(&S_ADD_LIFECYCLE, "add_lifecycle") || intern(&S_T_UNION, "t_union"))
         return -1;
     return PyModule_AddIntConstant(module, "MAX_SPAN", (long)MAX_SPAN) ||
            PyModule_AddIntConstant(module, "WINDOW_MS", WINDOW_MS) ||
            PyModule_AddIntConstant(module, "HIST_SHIFT", HIST_SHIFT) ||
            PyModule_AddIntConstant(module, "BEHAVIOR_HAND_RAISING", BEHAVIOR_HAND_RAISING) ||
            PyModule_AddIntConstant(module, "VERB_HAND_RAISED", VERB_HAND_RAISED) ||
-           PyModule_AddIntConstant(module, "VERB_ANSWERED", VERB_ANSWERED);
+           PyModule_AddIntConstant(module, "VERB_ANSWERED", VERB_ANSWERED) ||
+           PyModule_AddIntConstant(module, "T_KIND_MASK", T_KIND_MASK);
 }
 
 static PyModuleDef_Slot slots[] = {

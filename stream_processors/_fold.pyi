@@ -9,6 +9,7 @@ HIST_SHIFT: int
 BEHAVIOR_HAND_RAISING: int
 VERB_HAND_RAISED: int
 VERB_ANSWERED: int
+T_KIND_MASK: int
 
 def fold_events(
     data: bytes,
@@ -17,7 +18,7 @@ def fold_events(
     mark_ms: int,
     window_of: Callable[[int, int], tuple[str, Any] | None],
     lesson_of: Callable[[str], tuple[str, Any]],
-    heartbeat: Callable[..., bool],
+    book_of: Callable[[], tuple[dict[str, list[Any]], set[str], set[str]]],
     dirty_windows: set[str],
     dirty_lessons: set[str],
     /,

@@ -227,7 +227,7 @@ class Processor:
             value, now, classroom, self._watermark.get(classroom, 0),
             lambda start, mark: self._window_pair(classroom, start, mark),
             lambda lesson_id: self._lesson_pair(classroom, lesson_id),
-            lambda *heartbeat: self._take_heartbeat(classroom, *heartbeat),
+            lambda: self._book_parts(classroom),
             self._dirty_windows, self._dirty_lessons,
         )  # fmt: skip
         if done is None:
@@ -247,6 +247,12 @@ class Processor:
     def _lesson_pair(self, classroom: str, lesson_id: str) -> tuple[str, LessonState]:
         key = f"{classroom}/{lesson_id}"
         return key, self._lesson(key, classroom, lesson_id)
+
+    def _book_parts(self, classroom: str) -> tuple[dict[str, list[Any]], set[str], set[str]]:
+        """What the C loop updates for a heartbeat: the book's devices and offline set, and the
+        set of devices whose status is emitted at the flush (an empty one emits nothing)."""
+        book = self._book(classroom)
+        return book.devices, book.offline, self._changed_devices.setdefault(classroom, set())
 
     def _take_heartbeat(
         self,
@@ -412,6 +418,8 @@ class Processor:
                 self.stats.summaries += 1
         now_ms = int(now * 1000)
         for classroom, changed in self._changed_devices.items():
+            if not changed:  # the C loop asked for the book, but took no heartbeat
+                continue
             book = self._books[classroom]
             devices.put(self._partition[classroom], classroom, book.to_bytes())
             batch_of(classroom).devices.extend(book.status(d, now_ms) for d in sorted(changed))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors import _fold
 from stream_processors.dedup import MAX_SPAN, SeenEvents
 from stream_processors.metrics import attention
+from stream_processors.metrics.st_analysis import T_KINDS
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.processor import Processor, ProcessorConfig, Record
 from tests.unit.test_metrics_processor import DictTable, Sink
@@ -45,12 +47,18 @@ def test_constants_match_the_python_side():
     assert _fold.BEHAVIOR_HAND_RAISING == CO.BEHAVIOR_HAND_RAISING
     assert _fold.VERB_HAND_RAISED == LT.VERB_HAND_RAISED
     assert _fold.VERB_ANSWERED == LT.VERB_ANSWERED
+    assert sum(1 << kind for kind in T_KINDS) == _fold.T_KIND_MASK
 
 
 @st.composite
 def events(draw: Any, room: str) -> pb.Event:
     lesson = draw(st.sampled_from(["", "l1", "l2"]))
-    ms = int(NOW * 1000) - draw(st.one_of(st.integers(0, 120_000), st.integers(0, 3_600_000)))
+    # whole seconds apart, sometimes: segments that touch, heartbeats at the same instant
+    ms = int(NOW * 1000) - draw(
+        st.one_of(
+            st.integers(0, 120_000), st.integers(0, 3_600_000), st.integers(0, 30).map(lambda k: k * 1000)
+        )
+    )
     ev = pb.Event(
         event_id=draw(st.one_of(st.sampled_from(IDS), st.uuids(version=4).map(str))),
         school_id=draw(st.sampled_from(["sch-1", "sch-2"])),
@@ -62,7 +70,7 @@ def events(draw: Any, room: str) -> pb.Event:
     )
     ev.occurred_at.seconds, ev.occurred_at.nanos = (
         ms // 1000,
-        (ms % 1000) * 1_000_000 + draw(st.integers(0, 999_999)),
+        (ms % 1000) * 1_000_000 + draw(st.sampled_from([0, 999_999]) | st.integers(0, 999_999)),
     )
     kinds = ["observation", "trace", "teaching", "heartbeat"] + (["lesson"] if lesson else [])
     kind = draw(st.sampled_from(kinds))
@@ -82,7 +90,9 @@ def events(draw: Any, room: str) -> pb.Event:
             ev.trace.correct = correct
     elif kind == "teaching":
         ev.teaching.kind = draw(st.integers(1, 9))
-        ev.teaching.duration_ms = draw(st.integers(1, 90_000))
+        ev.teaching.duration_ms = draw(
+            st.one_of(st.integers(1, 90_000), st.integers(1, 5).map(lambda k: k * 1000))
+        )
     elif kind == "heartbeat":
         ev.heartbeat.interval_s = draw(st.integers(1, 60))
         ev.heartbeat.battery_pct = draw(st.floats(0, 100, width=32))
@@ -187,7 +197,7 @@ def test_a_hook_that_raises_leaves_counts_and_dedup_bits_agreeing():
     def broken(*_args: Any) -> bool:
         raise RuntimeError("book unavailable")
 
-    proc._take_heartbeat = broken  # type: ignore[method-assign]
+    proc._book_parts = broken  # type: ignore[method-assign,assignment]
     proc.process_records([Record("t", 0, 0, b"room-a", batch.SerializeToString())])
     assert proc.stats.errors == 1 and proc.stats.dead_letters == 1
     (window,) = proc._windows.values()
@@ -244,3 +254,51 @@ def test_a_record_longer_than_the_readers_first_buffer_counts_as_in_python():
     native = outcome(True, [record])
     assert native == outcome(False, [record])
     assert native[3][0] == 300  # all counted, none a duplicate
+
+
+def _teaching_record(segments: list[tuple[int, int, int]]) -> Record:
+    """One camera's TeachingBehavior events: (kind, start offset ms, duration ms) each."""
+    batch = pb.EventBatch()
+    for n, (kind, offset_ms, duration_ms) in enumerate(segments, start=1):
+        ev = batch.events.add(event_id=str(uuid.UUID(int=n, version=4)), school_id="sch-1",
+                              classroom_id="room-a", device_id="cam", device_kind=1, lesson_id="l1",
+                              seq=n)  # fmt: skip
+        ms = (int(NOW) - 600) * 1000 + offset_ms
+        ev.occurred_at.seconds, ev.occurred_at.nanos = ms // 1000, (ms % 1000) * 1_000_000
+        ev.teaching.kind, ev.teaching.duration_ms = kind, duration_ms
+    return Record("t", 0, 0, b"room-a", batch.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [
+        [(1, 0, 10_000), (2, 10_000, 5_000)],  # touching the end: merged
+        [(1, 0, 10_000), (2, 5_000, 5_000)],  # ending exactly at the end: covered
+        [(1, 0, 10_000), (2, 5_000, 5_001)],  # one ms past it: extended
+        [(1, 0, 10_000), (2, 10_001, 1_000)],  # one ms after it: a new interval
+        [(1, 20_000, 10_000), (2, 19_999, 1_000)],  # one ms before the last: the Python merge
+        [(1, 20_000, 10_000), (2, 0, 5_000), (3, 4_000, 20_000)],  # spans two: the Python merge
+        [(7, 0, 10_000), (8, 10_000, 5_000), (1, 12_000, 1_000)],  # not T kinds: nothing added
+    ],
+)
+def test_t_segments_at_the_end_of_the_union_merge_as_in_python(segments):
+    record = [_teaching_record(segments)]
+    native = outcome(True, [record])
+    assert native == outcome(False, [record])
+
+
+def test_heartbeats_at_the_same_instant_keep_the_larger_event_id_as_in_python():
+    batch = pb.EventBatch()
+    beats = [(0, 5), (0, 3), (0, 9), (1, 1), (-1, 99), (0, 200), (1, 1)]  # (offset ms, id)
+    for n, (offset_ms, id_n) in enumerate(beats, start=1):
+        ev = batch.events.add(event_id=str(uuid.UUID(int=id_n, version=4)), school_id="sch-1",
+                              classroom_id="room-a", device_id="tab", device_kind=3, seq=n)  # fmt: skip
+        ms = int(NOW * 1000) - 5000 + offset_ms
+        ev.occurred_at.seconds, ev.occurred_at.nanos = ms // 1000, (ms % 1000) * 1_000_000
+        ev.heartbeat.interval_s, ev.heartbeat.battery_pct = 30, float(n)
+    record = [Record("t", 0, 0, b"room-a", batch.SerializeToString())]
+    native = outcome(True, [record])
+    assert native == outcome(False, [record])
+    (book,) = native[0][2].values()
+    # the 4th: 1 ms after the others; not the 6th (1 ms before it) nor the 7th (its id again)
+    assert orjson.loads(book)["d"]["tab"][4] == 4.0
