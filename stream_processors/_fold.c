@@ -37,7 +37,7 @@
 
 static PyObject *S_SEEN, *S_DEVICES, *S_OTHER, *S_ATTENTION, *S_COUNTS, *S_LESSONS, *S_STUDENTS,
     *S_ANSWERS, *S_ATTEMPTS, *S_SCHOOL_ID, *S_EVENTS, *S_OBSERVATIONS, *S_HANDS, *S_HAND_RAISES,
-    *S_LATEST_MS, *S_ADD_TEACHING, *S_ADD_LIFECYCLE, *S_T_UNION;
+    *S_LATEST_MS, *S_ADD_TEACHING, *S_ADD_LIFECYCLE, *S_T_UNION, *S_CACHE;
 
 /* --- SeenEvents: [base, high, bytearray] per device, the rules of stream_processors/dedup.py -- */
 
@@ -146,11 +146,12 @@ typedef struct {
     PyObject *devices, *other;   /* its SeenEvents */
     PyObject *hist;              /* attention.counts */
     PyObject *members;           /* window: lessons; lesson: students */
+    PyObject *answers;           /* lesson: its FirstAttempts */
     PyObject *attempts;          /* lesson: answers.attempts */
     PyObject *t_union;           /* lesson: its T segments' union, [[start, end], ...] */
     PyObject *school;            /* school_id to write back (the first counted event's), or NULL */
     PyObject *id;                /* a lesson's lesson_id */
-    int need_school, dirty;
+    int need_school, dirty, attempts_changed;
     long long events, observations, hands; /* deltas; a lesson's hands are its hand_raises */
     long long latest;                      /* a lesson's latest_ms */
     int latest_changed;
@@ -171,6 +172,7 @@ static void agg_clear(agg_t *g) {
     Py_CLEAR(g->other);
     Py_CLEAR(g->hist);
     Py_CLEAR(g->members);
+    Py_CLEAR(g->answers);
     Py_CLEAR(g->attempts);
     Py_CLEAR(g->t_union);
     Py_CLEAR(g->school);
@@ -196,7 +198,8 @@ static int agg_load(agg_t *g, PyObject *pair, int lesson) {
     g->members = PyObject_GetAttr(g->state, lesson ? S_STUDENTS : S_LESSONS);
     if (!g->devices || !g->other || !g->hist || !g->members) return 0;
     if (lesson) {
-        g->attempts = attr_chain(g->state, S_ANSWERS, S_ATTEMPTS);
+        g->answers = PyObject_GetAttr(g->state, S_ANSWERS);
+        g->attempts = g->answers ? PyObject_GetAttr(g->answers, S_ATTEMPTS) : NULL;
         g->t_union = PyObject_GetAttr(g->state, S_T_UNION);
         PyObject *latest = PyObject_GetAttr(g->state, S_LATEST_MS);
         if (!g->attempts || !g->t_union || !latest) {
@@ -240,6 +243,8 @@ static int agg_leave(agg_t *g, int lesson) {
         if (g->school) bad |= PyObject_SetAttr(g->state, S_SCHOOL_ID, g->school) < 0;
         if (lesson) {
             bad |= add_to_attr(g->state, S_HAND_RAISES, g->hands) < 0;
+            /* FirstAttempts keeps its JSON and result until attempts change */
+            if (g->attempts_changed) bad |= PyObject_SetAttr(g->answers, S_CACHE, Py_None) < 0;
             if (g->latest_changed) {
                 PyObject *v = PyLong_FromLongLong(g->latest);
                 bad |= !v || PyObject_SetAttr(g->state, S_LATEST_MS, v) < 0;
@@ -289,7 +294,8 @@ static int hist_add(PyObject *hist, uint32_t attentive, uint32_t present) {
     return r;
 }
 
-/* FirstAttempts.offer: the smallest (occurred_ns, event_id) per "student|item" wins. */
+/* FirstAttempts.offer: the smallest (occurred_ns, event_id) per "student|item" wins.
+ * 1 it is now the first attempt, 0 not, -1 error. */
 static int offer(PyObject *attempts, span_t student, span_t item, long long ns, PyObject *event_id,
                  int correct) {
     PyObject *key = PyUnicode_New(student.n + 1 + item.n, 127);
@@ -319,7 +325,7 @@ static int offer(PyObject *attempts, span_t student, span_t item, long long ns, 
         goto done;
     }
     PyObject *value = Py_BuildValue("(LOi)", ns, event_id, correct);
-    r = value ? PyDict_SetItem(attempts, key, value) : -1;
+    r = value && PyDict_SetItem(attempts, key, value) == 0 ? 1 : -1;
     Py_XDECREF(value);
 done:
     Py_DECREF(key);
@@ -411,9 +417,13 @@ static int lesson_payload(const event_t *ev, agg_t *les, memo_t *memos, long lon
         int bad = !student || PySet_Add(les->members, student) < 0;
         Py_XDECREF(student);
         if (bad) return -1;
-        if (pay->verb == VERB_ANSWERED)
-            return offer(les->attempts, pay->student, pay->item, ev->occ_s * 1000000000ll + ev->occ_n,
-                         event_id, pay->correct == 1);
+        if (pay->verb == VERB_ANSWERED) {
+            int first = offer(les->attempts, pay->student, pay->item, ev->occ_s * 1000000000ll + ev->occ_n,
+                              event_id, pay->correct == 1);
+            if (first < 0) return -1;
+            les->attempts_changed |= first;
+            return 0;
+        }
         if (pay->verb == VERB_HAND_RAISED) les->hands++;
         return 0;
     }
@@ -701,7 +711,8 @@ static int exec_module(PyObject *module) {
         intern(&S_EVENTS, "events") || intern(&S_OBSERVATIONS, "observations") ||
         intern(&S_HANDS, "hands") || intern(&S_HAND_RAISES, "hand_raises") ||
         intern(&S_LATEST_MS, "latest_ms") || intern(&S_ADD_TEACHING, "add_teaching") ||
-        intern(&S_ADD_LIFECYCLE, "add_lifecycle") || intern(&S_T_UNION, "t_union"))
+        intern(&S_ADD_LIFECYCLE, "add_lifecycle") || intern(&S_T_UNION, "t_union") ||
+        intern(&S_CACHE, "_cache"))
         return -1;
     return PyModule_AddIntConstant(module, "MAX_SPAN", (long)MAX_SPAN) ||
            PyModule_AddIntConstant(module, "WINDOW_MS", WINDOW_MS) ||

@@ -49,6 +49,7 @@ class LessonState:
     """Order-independent aggregates of one lesson plus the events already counted."""
 
     __slots__ = (
+        "_students_json",
         "answers",
         "attention",
         "classroom_id",
@@ -76,6 +77,7 @@ class LessonState:
         self.t_union: list[list[int]] = []
         self.attention = AttentionHistogram()
         self.students: set[str] = set()
+        self._students_json: tuple[int, orjson.Fragment] | None = None  # (len, sorted as JSON)
         self.answers = FirstAttempts()
         self.hand_raises = 0
         self.seen = SeenEvents()
@@ -206,13 +208,23 @@ class LessonState:
                 "latest": self.latest_ms,
                 "t": self.t_union,
                 "att": self.attention.to_list(),
-                "stu": sorted(self.students),
-                "ans": self.answers.attempts,  # tuples encode as arrays
+                "stu": self._students_fragment(),
+                "ans": self.answers.to_json(),
                 "hand": self.hand_raises,
                 "seen": self.seen.to_obj(),
             },
             option=orjson.OPT_SORT_KEYS,
         )
+
+    def _students_fragment(self) -> orjson.Fragment:
+        """The students, sorted, as JSON; kept while their number stays (the set only grows)."""
+        cache = self._students_json
+        if cache is None or cache[0] != len(self.students):
+            cache = self._students_json = (
+                len(self.students),
+                orjson.Fragment(orjson.dumps(sorted(self.students))),
+            )
+        return cache[1]
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LessonState:

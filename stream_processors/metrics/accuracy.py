@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 __all__ = ["AccuracyResult", "FirstAttempts"]
 
 
@@ -26,13 +28,20 @@ class AccuracyResult:
 
 
 class FirstAttempts:
-    """The earliest ANSWERED trace per (student, item); ungraded answers count as not correct."""
+    """The earliest ANSWERED trace per (student, item); ungraded answers count as not correct.
 
-    __slots__ = ("attempts",)
+    A lesson is written to its changelog after every batch that counts one of its events, and
+    its summary computed every second, but its first attempts rarely change once students have
+    answered: their JSON and their result are kept until the next change. Whatever writes
+    ``attempts`` clears ``_cache`` (:meth:`offer`, and stream_processors._fold's loop).
+    """
+
+    __slots__ = ("_cache", "attempts")
 
     def __init__(self, attempts: dict[str, tuple[int, str, int]] | None = None) -> None:
         # key "student|item" → (occurred_ns, event_id, correct as 0/1)
         self.attempts: dict[str, tuple[int, str, int]] = attempts if attempts is not None else {}
+        self._cache: tuple[orjson.Fragment, AccuracyResult] | None = None
 
     def offer(self, student: str, item: str, occurred_ns: int, event_id: str, correct: bool) -> bool:
         """Record an answer; returns True when it is now the first attempt of its (student, item)."""
@@ -41,9 +50,22 @@ class FirstAttempts:
         if current is not None and (current[0], current[1]) <= (occurred_ns, event_id):
             return False
         self.attempts[key] = (occurred_ns, event_id, 1 if correct else 0)
+        self._cache = None
         return True
+
+    def _cached(self) -> tuple[orjson.Fragment, AccuracyResult]:
+        cache = self._cache
+        if cache is None:
+            attempts = self.attempts
+            correct = sum(1 for a in attempts.values() if a[2])
+            raw = orjson.dumps(attempts, option=orjson.OPT_SORT_KEYS)  # tuples encode as arrays
+            cache = self._cache = (orjson.Fragment(raw), AccuracyResult(len(attempts), correct))
+        return cache
 
     def result(self) -> AccuracyResult:
         """The number of first attempts and how many of them were correct."""
-        correct = sum(1 for a in self.attempts.values() if a[2])
-        return AccuracyResult(len(self.attempts), correct)
+        return self._cached()[1]
+
+    def to_json(self) -> orjson.Fragment:
+        """``attempts`` as JSON (keys sorted), ready to embed in an orjson document."""
+        return self._cached()[0]

@@ -302,3 +302,29 @@ def test_heartbeats_at_the_same_instant_keep_the_larger_event_id_as_in_python():
     (book,) = native[0][2].values()
     # the 4th: 1 ms after the others; not the 6th (1 ms before it) nor the 7th (its id again)
     assert orjson.loads(book)["d"]["tab"][4] == 4.0
+
+
+def test_first_attempts_changed_by_a_later_record_reach_the_value_and_summary():
+    """The lesson's first attempts are cached between changes; the C loop's changes clear it."""
+
+    def answers(first_n: int, items: list[tuple[str, int, bool]]) -> Record:
+        batch = pb.EventBatch()
+        for n, (student, offset_ms, correct) in enumerate(items, start=first_n):
+            ev = batch.events.add(event_id=str(uuid.UUID(int=n, version=4)), school_id="sch-1",
+                                  classroom_id="room-a", device_id="tab", device_kind=3, lesson_id="l1",
+                                  seq=n)  # fmt: skip
+            ms = int(NOW * 1000) - 60_000 + offset_ms
+            ev.occurred_at.seconds, ev.occurred_at.nanos = ms // 1000, (ms % 1000) * 1_000_000
+            ev.trace.student_id, ev.trace.verb, ev.trace.item_id = student, LT.VERB_ANSWERED, "q1"
+            ev.trace.correct = correct
+        return Record("t", 0, 0, b"room-a", batch.SerializeToString())
+
+    a, b = "ps_" + "a" * 32, "ps_" + "b" * 32
+    records = [
+        [answers(1, [(a, 500, True)])],
+        [answers(2, [(b, 700, True), (a, 100, False)])],  # a new student, an earlier try
+    ]
+    native = outcome(True, records)
+    assert native == outcome(False, records)
+    (lesson,) = native[0][0].values()
+    assert {k: v[2] for k, v in orjson.loads(lesson)["ans"].items()} == {f"{a}|q1": 0, f"{b}|q1": 1}

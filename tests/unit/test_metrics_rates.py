@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from stream_processors.metrics.accuracy import FirstAttempts
@@ -83,6 +84,22 @@ def test_first_attempt_accuracy(answers, n_answers, accuracy):
         result = attempts.result()
         assert result.answers == n_answers
         assert result.accuracy == pytest.approx(accuracy)
+
+
+def test_first_attempts_read_between_offers_follow_every_change():
+    """result() and the JSON are kept between changes: each read sees every offer before it."""
+    attempts = FirstAttempts()
+    seen = []
+    for student, item, ns, eid, correct in [
+        (S1, "q1", 20, E2, True), (S1, "q1", 30, E1, False), (S1, "q1", 10, E3, False),
+        (S2, "q1", 5, E1, True),
+    ]:  # fmt: skip
+        attempts.offer(student, item, ns, eid, correct)
+        result = attempts.result()
+        seen.append((result.answers, result.correct, orjson.loads(orjson.dumps(attempts.to_json()))))
+    assert [(n, c) for n, c, _ in seen] == [(1, 1), (1, 1), (1, 0), (2, 1)]
+    assert seen[2][2] == {f"{S1}|q1": [10, E3, 0]}
+    assert seen[3][2] == {f"{S1}|q1": [10, E3, 0], f"{S2}|q1": [5, E1, 1]}
 
 
 @pytest.mark.parametrize(
