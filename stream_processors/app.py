@@ -1,6 +1,7 @@
 """Builds the Faust app of ``classtrace worker``: topics, changelogged tables, settings.
 
-The only Faust-aware module besides :mod:`stream_processors.agents`; the logic lives in
+The only Faust-aware modules besides :mod:`stream_processors.agents` (and
+:mod:`stream_processors.delivery`, a fix to Faust's per-record delivery); the logic lives in
 :mod:`stream_processors.processor`. Settings that matter (FIELD-NOTES): group timings that let
 Tansu rebalance in ~3 s, ``producer_linger`` 5 ms so changelog and metric records share produce
 requests, memory store with changelog recovery (state survives a restart through Kafka), the web
@@ -20,6 +21,7 @@ from typing import Any
 import faust
 
 from classtrace.topics import DEADLETTER, EVENTS, METRICS
+from stream_processors.delivery import deliver_inline
 
 __all__ = ["FaustTable", "RecordWriter", "TopicOutputs", "WorkerConfig", "build_app", "tune_gc"]
 
@@ -196,6 +198,7 @@ def _shorten_fetch_wait() -> None:
 def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app with its topics and tables; agents are attached by :mod:`.agents`."""
     _shorten_fetch_wait()
+    deliver_inline()
     brokers = [f"kafka://{server.strip()}" for server in config.bootstrap.split(",")]
     datadir = config.data_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
