@@ -14,12 +14,16 @@ deduplicates it twice (lesson and window), computes every metric and writes chan
 for the per-event part (stream_processors/_fold.c, ~1 µs an event), so what bounds its ratio
 is mostly (d), Faust's own cost per record, which the last line sets against the limit.
 
-Each rate is first record handled → last record done (group joins and start-up excluded). Then
+Each rate is first record handled → last record done (group joins and start-up excluded). The
+four run back to back in each of ``--rounds`` rounds (3), every round over the same records with
+fresh consumer groups; the figures printed last are medians over the rounds — of the rates, and
+of each round's ratios to its own limit (a neighbour's load moves a lone 0.5 s limit run by
+±40 %). Then
 it measures end-to-end lag at 10k events/s: event produced → a metric on classtrace.metrics.v1
 that counts it (a window's ``events`` point reaching the record's cumulative count).
 
     .venv/bin/pip install 'quixstreams>=3,<4'   # bench-only extra
-    .venv/bin/python bench/processors.py [--events 200000] [--lag-seconds 20]
+    .venv/bin/python bench/processors.py [--events 200000] [--rounds 3] [--lag-seconds 20]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -200,7 +205,8 @@ def faust_floor_worker(bootstrap: str, n_records: int, data_dir: str) -> None:
     """Run (in a subprocess) the worker's Faust app with a decode-only agent; print its rate."""
     from stream_processors.app import WorkerConfig, build_app
 
-    app = build_app(WorkerConfig(bootstrap, PARTITIONS, Path(data_dir), app_id="bench-faust-floor"))
+    app_id = f"bench-faust-floor-{Path(data_dir).name}"  # a group of its own per round
+    app = build_app(WorkerConfig(bootstrap, PARTITIONS, Path(data_dir), app_id=app_id))
     marks = {"first": 0.0, "records": 0, "events": 0}
 
     async def decode_only(stream: Any) -> None:
@@ -215,13 +221,14 @@ def faust_floor_worker(bootstrap: str, n_records: int, data_dir: str) -> None:
                 print(f"FAUST-FLOOR {rate:.0f}", file=sys.stderr, flush=True)
                 os._exit(0)  # a bench subprocess: no shutdown to wait for
 
-    app.agent(app.classtrace_topics["events"], name="bench-faust-floor")(decode_only)  # type: ignore[attr-defined]
+    app.agent(app.classtrace_topics["events"], name=app_id)(decode_only)  # type: ignore[attr-defined]
     sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()
 
 
-def faust_floor(bootstrap: str, n_records: int, tmp: Path) -> float:
-    argv = [sys.executable, __file__, "--faust-floor", bootstrap, str(n_records), str(tmp / "floor")]
+def faust_floor(bootstrap: str, n_records: int, tmp: Path, round_no: int) -> float:
+    data_dir = str(tmp / f"floor{round_no}")
+    argv = [sys.executable, __file__, "--faust-floor", bootstrap, str(n_records), data_dir]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     found = re.search(r"FAUST-FLOOR (\d+)", done.stderr)
     if not found:
@@ -252,16 +259,19 @@ def stop_worker(proc: subprocess.Popen[bytes], log: Path) -> str:
 
 
 def metrics_consumer(bootstrap: str) -> Consumer:
+    """A reader of classtrace.metrics.v1 from its current end: an earlier round's points are not
+    this round's."""
     parts = make_admin(bootstrap).list_topics(METRICS, timeout=10).topics[METRICS].partitions
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-metrics",
                          "enable.auto.commit": False, "fetch.queue.backoff.ms": 5})  # fmt: skip
-    consumer.assign([TopicPartition(METRICS, p, 0) for p in parts])
+    ends = [consumer.get_watermark_offsets(TopicPartition(METRICS, p), timeout=10)[1] for p in parts]
+    consumer.assign([TopicPartition(METRICS, p, end) for p, end in zip(parts, ends, strict=True)])
     return consumer
 
 
-def worker_rate(bootstrap: str, n_events: int, tmp: Path) -> float:
-    log = tmp / "worker-throughput.log"
-    proc = start_worker(bootstrap, tmp / "w1", "bench-throughput", log)
+def worker_rate(bootstrap: str, n_events: int, tmp: Path, round_no: int) -> float:
+    log = tmp / f"worker-throughput-{round_no}.log"
+    proc = start_worker(bootstrap, tmp / f"w{round_no}", f"bench-throughput-{round_no}", log)
     consumer = metrics_consumer(bootstrap)
     latest: dict[tuple[str, int], float] = {}
     deadline = time.monotonic() + 300
@@ -351,6 +361,52 @@ def lag(bootstrap: str, seconds: float, rate: int, tmp: Path) -> list[float]:
     return lags
 
 
+def _round(bootstrap: str, n_events: int, tmp: Path, k: int) -> dict[str, float]:
+    """(a)–(d) once, back to back, over the same records: the ratios of one round share a moment
+    of the machine's load."""
+    n_records = n_events // PER_RECORD
+    out = {"limit": plain_loop(bootstrap, n_records)}
+    try:
+        out["peer"] = quix(bootstrap, n_records, tmp / f"quix{k}")
+    except ImportError:
+        out["peer"] = 0.0
+    out["worker"] = worker_rate(bootstrap, n_events, tmp, k)
+    out["floor"] = faust_floor(bootstrap, n_records, tmp, k)
+    limit, peer, worker, floor = out["limit"], out["peer"], out["worker"], out["floor"]
+    quix_part = f"quix-streams {peer:,.0f} ({peer / limit:.2f})" if peer else "no quix-streams"
+    print(f"round {k}: limit {limit:,.0f}, {quix_part}, worker {worker:,.0f} ({worker / limit:.2f}), "
+          f"Faust floor {floor:,.0f} ({floor / limit:.2f}) events/s")  # fmt: skip
+    return out
+
+
+def _report(rounds: list[dict[str, float]]) -> None:
+    """Medians over the rounds: of each rate, and of each round's ratio to its own limit."""
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    def rate(name: str) -> float:
+        return median([r[name] for r in rounds])
+
+    def ratio(name: str, to: str = "limit") -> float:
+        return median([r[name] / r[to] for r in rounds])
+
+    limit, peer, worker, floor = rate("limit"), rate("peer"), rate("worker"), rate("floor")
+    print(f"medians of {len(rounds)} round(s):")
+    print(f"(a) plain confluent-kafka loop : {limit:>10,.0f} events/s  (the limit)")
+    if peer:
+        print(f"(b) quix-streams stateful      : {peer:>10,.0f} events/s  {ratio('peer'):.2f} of the limit")
+    else:
+        print("(b) quix-streams not installed: pip install 'quixstreams>=3,<4'")
+    ratio_peer = f", {ratio('worker', 'peer'):.2f} of quix-streams" if peer else ""
+    print(f"(c) classtrace worker (Faust)  : {worker:>10,.0f} events/s  "
+          f"{ratio('worker'):.2f} of the limit{ratio_peer}")  # fmt: skip
+    print(f"(d) Faust floor (decode only)  : {floor:>10,.0f} events/s  {ratio('floor'):.2f} of the limit")
+    print(f"    per event: worker {1e6 / worker:.1f} µs, Faust floor {1e6 / floor:.1f} µs, "
+          f"limit {1e6 / limit:.1f} µs; 0.5 of the limit leaves "
+          f"{2e6 / limit - 1e6 / floor:.1f} µs per event beyond the floor")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -359,6 +415,7 @@ def main() -> int:
         "--faust-floor", nargs=3, metavar=("BOOTSTRAP", "RECORDS", "DIR"), help=argparse.SUPPRESS
     )
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (a)–(d); medians reported")
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument("--lag-rate", type=int, default=10_000, help="events/s for the lag run")
     args = parser.parse_args()
@@ -375,28 +432,8 @@ def main() -> int:
             produce(broker.bootstrap, records)
             print(f"pre-produced {args.events} events in {n_records} records for {CLASSROOMS} classrooms "
                   f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
-            limit = plain_loop(broker.bootstrap, n_records)
-            print(f"(a) plain confluent-kafka loop : {limit:>10,.0f} events/s  (the limit)")
-            try:
-                peer = quix(broker.bootstrap, n_records, tmp / "quix")
-                print(
-                    f"(b) quix-streams stateful      : {peer:>10,.0f} events/s  "
-                    f"{peer / limit:.2f} of the limit"
-                )
-            except ImportError:
-                peer = 0.0
-                print("(b) quix-streams not installed: pip install 'quixstreams>=3,<4'")
-            worker = worker_rate(broker.bootstrap, args.events, tmp)
-            ratio_peer = f", {worker / peer:.2f} of quix-streams" if peer else ""
-            print(f"(c) classtrace worker (Faust)  : {worker:>10,.0f} events/s  "
-                  f"{worker / limit:.2f} of the limit{ratio_peer}")  # fmt: skip
-            floor = faust_floor(broker.bootstrap, n_records, tmp)
-            print(
-                f"(d) Faust floor (decode only)  : {floor:>10,.0f} events/s  {floor / limit:.2f} of the limit"
-            )
-            print(f"    per event: worker {1e6 / worker:.1f} µs, Faust floor {1e6 / floor:.1f} µs, "
-                  f"limit {1e6 / limit:.1f} µs; 0.5 of the limit leaves "
-                  f"{2e6 / limit - 1e6 / floor:.1f} µs per event beyond the floor")  # fmt: skip
+            rounds = [_round(broker.bootstrap, args.events, tmp, k) for k in range(1, args.rounds + 1)]
+            _report(rounds)
         with EmbeddedBroker() as broker:
             ensure_topics(broker.bootstrap, PARTITIONS)
             lags = sorted(lag(broker.bootstrap, args.lag_seconds, args.lag_rate, tmp))

@@ -39,8 +39,11 @@ class WorkerConfig:
     """Consumer group and changelog topic prefix: workers with the same id share the partitions."""
     flush_interval_s: float = 0.2
     """Longest a record waits before its batch is processed, written and emitted (latency bound)."""
-    max_batch_records: int = 1000
-    """Records per batch at most; bigger batches mean fewer table writes per record."""
+    max_batch_records: int = 2000
+    """Records per batch at most. A batch writes each classroom it touched once, so a bigger one
+    writes less per record when a backlog is read (2000 against 1000: ~15 % less CPU per event on
+    bench/processors.py's records); it also holds the event loop longer, ~0.5 s for 2000 records
+    of 100 events. Below saturation ``flush_interval_s`` closes batches long before."""
     summary_interval_s: float = 1.0
     window_retention_s: float = 1800.0
 
