@@ -8,6 +8,7 @@ the minimum is idempotent, so the structure is correct under any order of arriva
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -41,7 +42,7 @@ class FirstAttempts:
     def __init__(self, attempts: dict[str, tuple[int, str, int]] | None = None) -> None:
         # key "student|item" → (occurred_ns, event_id, correct as 0/1)
         self.attempts: dict[str, tuple[int, str, int]] = attempts if attempts is not None else {}
-        self._cache: tuple[orjson.Fragment, AccuracyResult] | None = None
+        self._cache: list[Any] | None = None  # [JSON or None, AccuracyResult or None]
 
     def offer(self, student: str, item: str, occurred_ns: int, event_id: str, correct: bool) -> bool:
         """Record an answer; returns True when it is now the first attempt of its (student, item)."""
@@ -53,19 +54,23 @@ class FirstAttempts:
         self._cache = None
         return True
 
-    def _cached(self) -> tuple[orjson.Fragment, AccuracyResult]:
+    def _slots(self) -> list[Any]:
         cache = self._cache
         if cache is None:
-            attempts = self.attempts
-            correct = sum(1 for a in attempts.values() if a[2])
-            raw = orjson.dumps(attempts, option=orjson.OPT_SORT_KEYS)  # tuples encode as arrays
-            cache = self._cache = (orjson.Fragment(raw), AccuracyResult(len(attempts), correct))
+            cache = self._cache = [None, None]
         return cache
 
     def result(self) -> AccuracyResult:
         """The number of first attempts and how many of them were correct."""
-        return self._cached()[1]
+        cache = self._slots()
+        if cache[1] is None:
+            attempts = self.attempts
+            cache[1] = AccuracyResult(len(attempts), sum(a[2] for a in attempts.values()))
+        return cache[1]  # type: ignore[no-any-return]
 
     def to_json(self) -> orjson.Fragment:
         """``attempts`` as JSON (keys sorted), ready to embed in an orjson document."""
-        return self._cached()[0]
+        cache = self._slots()
+        if cache[0] is None:  # tuples encode as arrays
+            cache[0] = orjson.Fragment(orjson.dumps(self.attempts, option=orjson.OPT_SORT_KEYS))
+        return cache[0]  # type: ignore[no-any-return]
