@@ -9,6 +9,7 @@ state stays small.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 __all__ = ["AttentionHistogram"]
 
@@ -48,11 +49,12 @@ class AttentionHistogram:
             return None
         return math.fsum(terms) / total
 
-    def to_list(self) -> list[list[int]]:
-        """Serialisable form, sorted so equal histograms encode to equal bytes."""
-        return [[k, v] for k, v in sorted(self.counts.items())]
+    def to_list(self) -> list[tuple[int, int]]:
+        """Serialisable form (pairs encode as JSON arrays), sorted so equal histograms encode to
+        equal bytes."""
+        return sorted(self.counts.items())
 
     @classmethod
-    def from_list(cls, items: list[list[int]]) -> AttentionHistogram:
-        """Inverse of :meth:`to_list`."""
+    def from_list(cls, items: Iterable[Sequence[int]]) -> AttentionHistogram:
+        """Inverse of :meth:`to_list` (pairs, as to_list gives them or as read from JSON)."""
         return cls({k: v for k, v in items})
