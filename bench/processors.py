@@ -382,14 +382,11 @@ def _round(bootstrap: str, n_events: int, tmp: Path, k: int) -> dict[str, float]
 def _report(rounds: list[dict[str, float]]) -> None:
     """Medians over the rounds: of each rate, and of each round's ratio to its own limit."""
 
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
-
     def rate(name: str) -> float:
-        return median([r[name] for r in rounds])
+        return statistics.median(r[name] for r in rounds)
 
     def ratio(name: str, to: str = "limit") -> float:
-        return median([r[name] / r[to] for r in rounds])
+        return statistics.median(r[name] / r[to] for r in rounds)
 
     limit, peer, worker, floor = rate("limit"), rate("peer"), rate("worker"), rate("floor")
     print(f"medians of {len(rounds)} round(s):")

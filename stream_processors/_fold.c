@@ -352,27 +352,24 @@ static PyObject *utf8_str(span_t s) { return PyUnicode_DecodeUTF8((const char *)
 static int t_extend(PyObject *t_union, long long start, long long end) {
     if (!PyList_CheckExact(t_union)) return 0;
     Py_ssize_t n = PyList_GET_SIZE(t_union);
-    if (n == 0) {
-        PyObject *seg = Py_BuildValue("[LL]", start, end);
-        int r = seg ? PyList_Append(t_union, seg) : -1;
-        Py_XDECREF(seg);
-        return r < 0 ? -1 : 1;
+    if (n > 0) {
+        PyObject *last = PyList_GET_ITEM(t_union, n - 1);
+        if (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 2) return 0;
+        long long last_start = PyLong_AsLongLong(PyList_GET_ITEM(last, 0));
+        long long last_end = PyLong_AsLongLong(PyList_GET_ITEM(last, 1));
+        if (PyErr_Occurred()) return -1;
+        if (start <= last_end) { /* starts in or touches the last interval */
+            if (start < last_start) return 0; /* reaches back before it */
+            if (end <= last_end) return 1;    /* already covered */
+            PyObject *v = PyLong_FromLongLong(end);
+            return v && PyList_SetItem(last, 1, v) == 0 ? 1 : -1;
+        }
     }
-    PyObject *last = PyList_GET_ITEM(t_union, n - 1);
-    if (!PyList_CheckExact(last) || PyList_GET_SIZE(last) != 2) return 0;
-    long long last_start = PyLong_AsLongLong(PyList_GET_ITEM(last, 0));
-    long long last_end = PyLong_AsLongLong(PyList_GET_ITEM(last, 1));
-    if (PyErr_Occurred()) return -1;
-    if (start > last_end) { /* after it, not touching: a new interval */
-        PyObject *seg = Py_BuildValue("[LL]", start, end);
-        int r = seg ? PyList_Append(t_union, seg) : -1;
-        Py_XDECREF(seg);
-        return r < 0 ? -1 : 1;
-    }
-    if (start < last_start) return 0; /* reaches back before the last interval */
-    if (end <= last_end) return 1;    /* already covered */
-    PyObject *v = PyLong_FromLongLong(end);
-    return v && PyList_SetItem(last, 1, v) == 0 ? 1 : -1;
+    /* the first interval, or one after the last, not touching it */
+    PyObject *seg = Py_BuildValue("[LL]", start, end);
+    int r = seg ? PyList_Append(t_union, seg) : -1;
+    Py_XDECREF(seg);
+    return r < 0 ? -1 : 1;
 }
 
 /* Call ``obj.name(*args)`` with args built from ``fmt``; 0, or -1 with an exception set. */
