@@ -1,8 +1,9 @@
 """The worker's agent and timer: thin glue between Faust's stream and the processor.
 
-One agent reads classtrace.events.v1 in batches (``take_events``: at most ``max_batch_records``
-records or ``flush_interval_s`` of waiting), hands them to the processor synchronously, and Faust
-acknowledges them after the batch returns — so offsets are committed only for records whose
+One agent reads classtrace.events.v1 in batches (:func:`~stream_processors.batching.take_batches`:
+at most ``max_batch_records`` records or ``flush_interval_s`` of waiting, sooner once a backlog
+is read), hands them to the processor synchronously, and acknowledges them after the batch
+returns — so offsets are committed only for records whose
 state is already on its way to the changelog. Nothing raises out of the agent: a Faust agent
 that raises hangs the worker (FIELD-NOTES); the processor dead-letters and logs instead.
 """
@@ -15,7 +16,9 @@ from typing import Any
 
 import faust
 
+from classtrace.topics import EVENTS
 from stream_processors.app import FaustTable, RecordWriter, TopicOutputs, WorkerConfig, build_app
+from stream_processors.batching import consumer_caught_up, take_batches
 from stream_processors.processor import Processor, ProcessorConfig, Record
 
 __all__ = ["create_worker_app"]
@@ -48,7 +51,10 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
 
     async def process(stream: Any) -> None:
         stream.add_processor(mark_first)
-        async for events in stream.take_events(config.max_batch_records, within=config.flush_interval_s):
+        batches = take_batches(
+            stream, config.max_batch_records, config.flush_interval_s, consumer_caught_up(app, EVENTS)
+        )
+        async for events in batches:
             processor.process_records(
                 [
                     Record(
@@ -57,7 +63,7 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
                     for e in events
                 ]
             )
-            # Before take_events acks these events (when the loop asks for the next batch).
+            # Before take_batches acks these events (when the loop asks for the next batch).
             await send(writer)
 
     app.agent(topics["events"], name="classtrace-metrics")(process)
