@@ -20,6 +20,10 @@
  * Counters (events, observations, hands, hand_raises, latest_ms) are summed in C and written
  * back to their object when the loop leaves it, also when a call back raises: the counts and
  * the SeenEvents bits set for them always agree.
+ *
+ * window_outputs writes what a batch's flush writes for each window it touched, its table value
+ * and its metric points, from the same objects (a second property test holds them to the
+ * Python bytes).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,7 +41,7 @@
 
 static PyObject *S_SEEN, *S_DEVICES, *S_OTHER, *S_ATTENTION, *S_COUNTS, *S_LESSONS, *S_STUDENTS,
     *S_ANSWERS, *S_ATTEMPTS, *S_SCHOOL_ID, *S_EVENTS, *S_OBSERVATIONS, *S_HANDS, *S_HAND_RAISES,
-    *S_LATEST_MS, *S_ADD_TEACHING, *S_ADD_LIFECYCLE, *S_T_UNION, *S_CACHE;
+    *S_LATEST_MS, *S_ADD_TEACHING, *S_ADD_LIFECYCLE, *S_T_UNION, *S_CACHE, *S_CLASSROOM_ID, *S_START_MS;
 
 /* --- SeenEvents: [base, high, bytearray] per device, the rules of stream_processors/dedup.py -- */
 
@@ -689,7 +693,434 @@ static PyObject *fold_events(PyObject *self, PyObject *const *args, Py_ssize_t n
     return Py_BuildValue("(LLLL)", t.counted, t.duplicates, t.late, t.mark);
 }
 
+/* --- A window's table value and metric points, written once per batch --------------------- */
+/* WindowState.to_bytes (orjson, byte for byte) and WindowState.add_points (the MetricUpdate
+ * entries of a MetricBatch, as upb serialises them): ~25 µs a window in Python, a fifth of the
+ * worker's time on bench/processors.py's records, where each record fills two new windows. */
+
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+} out_t;
+
+static int out_room(out_t *o, Py_ssize_t more) {
+    if (o->n + more <= o->cap) return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 512;
+    while (cap < o->n + more) cap *= 2;
+    char *p = PyMem_Realloc(o->p, (size_t)cap);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->p = p;
+    o->cap = cap;
+    return 0;
+}
+
+static int out_put(out_t *o, const void *s, Py_ssize_t n) {
+    if (out_room(o, n) < 0) return -1;
+    memcpy(o->p + o->n, s, (size_t)n);
+    o->n += n;
+    return 0;
+}
+
+static int out_lit(out_t *o, const char *s) { return out_put(o, s, (Py_ssize_t)strlen(s)); }
+
+/* Decimal digits of x (as orjson and %lld write them). */
+static int out_ll(out_t *o, long long x) {
+    char digits[24], *end = digits + sizeof digits, *w = end;
+    unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+    do {
+        *--w = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0) *--w = '-';
+    return out_put(o, w, end - w);
+}
+
+/* An int as orjson writes it; beyond int64 (seqs are uint64) through its str(). */
+static int out_int(out_t *o, PyObject *v) {
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (!overflow) return out_ll(o, x);
+    PyObject *text = PyObject_Str(v);
+    if (!text) return -1;
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(text, &n);
+    int rc = u ? out_put(o, u, n) : -1;
+    Py_DECREF(text);
+    return rc;
+}
+
+/* A JSON string as orjson writes it: UTF-8 as is; ", \ and control characters escaped. */
+static int out_str(out_t *o, PyObject *s) {
+    if (!PyUnicode_Check(s)) {
+        PyErr_SetString(PyExc_TypeError, "a window's JSON expects str here");
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n);
+    if (!u || out_room(o, 2 + 6 * n) < 0) return -1;
+    char *w = o->p + o->n;
+    *w++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *w++ = (char)c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '\b': *w++ = 'b'; break;
+        case '\f': *w++ = 'f'; break;
+        case '\n': *w++ = 'n'; break;
+        case '\r': *w++ = 'r'; break;
+        case '\t': *w++ = 't'; break;
+        default: w += sprintf(w, "u%04x", c);
+        }
+    }
+    *w++ = '"';
+    o->n = w - o->p;
+    return 0;
+}
+
+/* format(int.from_bytes(bits, "little"), "x"): the bitmap as SeenEvents.to_obj writes it. */
+static int out_hex_bits(out_t *o, PyObject *bits) {
+    if (!PyByteArray_Check(bits)) {
+        PyErr_SetString(PyExc_TypeError, "a SeenEvents bitmap must be a bytearray");
+        return -1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = (const unsigned char *)PyByteArray_AS_STRING(bits);
+    Py_ssize_t top = PyByteArray_GET_SIZE(bits) - 1;
+    while (top >= 0 && !b[top]) top--;
+    if (top < 0) return out_lit(o, "\"0\"");
+    if (out_room(o, 2 * top + 4) < 0) return -1;
+    char *w = o->p + o->n;
+    *w++ = '"';
+    if (b[top] >> 4) *w++ = hex[b[top] >> 4];
+    *w++ = hex[b[top] & 15];
+    for (Py_ssize_t i = top - 1; i >= 0; i--) {
+        *w++ = hex[b[i] >> 4];
+        *w++ = hex[b[i] & 15];
+    }
+    *w++ = '"';
+    o->n = w - o->p;
+    return 0;
+}
+
+/* sorted(iterable) of str as a JSON array; the list is returned (new reference) for its min. */
+static PyObject *out_sorted_strs(out_t *o, PyObject *iterable) {
+    PyObject *list = PySequence_List(iterable);
+    if (!list || PyList_Sort(list) < 0 || out_lit(o, "[") < 0) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++)
+        if ((i && out_lit(o, ",") < 0) || out_str(o, PyList_GET_ITEM(list, i)) < 0) goto fail;
+    if (out_lit(o, "]") < 0) goto fail;
+    return list;
+fail:
+    Py_XDECREF(list);
+    return NULL;
+}
+
+typedef struct {
+    long long key, n;
+} pair_t;
+
+static int pair_cmp(const void *a, const void *b) {
+    long long x = ((const pair_t *)a)->key, y = ((const pair_t *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* The histogram's (key, count) pairs, sorted by key (AttentionHistogram.to_list). */
+static pair_t *hist_pairs(PyObject *counts, Py_ssize_t *n) {
+    if (!PyDict_Check(counts)) {
+        PyErr_SetString(PyExc_TypeError, "AttentionHistogram.counts must be a dict");
+        return NULL;
+    }
+    *n = PyDict_GET_SIZE(counts);
+    pair_t *pairs = PyMem_Malloc(sizeof(pair_t) * (size_t)(*n ? *n : 1));
+    if (!pairs) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(counts, &pos, &k, &v)) {
+        pairs[i].key = PyLong_AsLongLong(k);
+        pairs[i].n = PyLong_AsLongLong(v);
+        if (PyErr_Occurred()) {
+            PyMem_Free(pairs);
+            return NULL;
+        }
+        i++;
+    }
+    qsort(pairs, (size_t)*n, sizeof(pair_t), pair_cmp);
+    return pairs;
+}
+
+/* math.fsum (CPython's partials algorithm, finite terms) of the histogram's attentive/present
+ * terms, divided by the number of observations: AttentionHistogram.rate, bit for bit. */
+static int hist_rate(const pair_t *pairs, Py_ssize_t n, double *rate) {
+    double small[64], *p = small;
+    Py_ssize_t np = 0, cap = 64;
+    long long total = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        long long attentive = pairs[k].key / HIST_SHIFT, present = pairs[k].key % HIST_SHIFT;
+        double x = (double)(pairs[k].n * attentive) / (double)present;
+        total += pairs[k].n;
+        Py_ssize_t i = 0;
+        for (Py_ssize_t j = 0; j < np; j++) {
+            double y = p[j];
+            if (fabs(x) < fabs(y)) {
+                double t = x;
+                x = y;
+                y = t;
+            }
+            double hi = x + y, lo = y - (hi - x);
+            if (lo != 0.0) p[i++] = lo;
+            x = hi;
+        }
+        np = i;
+        if (x != 0.0) {
+            if (np == cap) {
+                double *bigger = PyMem_Malloc(sizeof(double) * (size_t)(cap * 2));
+                if (!bigger) {
+                    if (p != small) PyMem_Free(p);
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                memcpy(bigger, p, sizeof(double) * (size_t)np);
+                if (p != small) PyMem_Free(p);
+                p = bigger;
+                cap *= 2;
+            }
+            p[np++] = x;
+        }
+    }
+    double hi = 0.0;
+    if (np > 0) {
+        double lo = 0.0;
+        hi = p[--np];
+        while (np > 0) {
+            double x = hi, y = p[--np];
+            hi = x + y;
+            lo = y - (hi - x);
+            if (lo != 0.0) break;
+        }
+        if (np > 0 && ((lo < 0.0 && p[np - 1] < 0.0) || (lo > 0.0 && p[np - 1] > 0.0))) {
+            double y = lo * 2.0, x = hi + y;
+            if (y == x - hi) hi = x;
+        }
+    }
+    if (p != small) PyMem_Free(p);
+    *rate = hi / (double)total;
+    return 0;
+}
+
+static int out_varint(out_t *o, uint64_t v) {
+    if (out_room(o, 10) < 0) return -1;
+    while (v >= 0x80) {
+        o->p[o->n++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    o->p[o->n++] = (char)v;
+    return 0;
+}
+
+static int varint_len(uint64_t v) {
+    int n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static int out_field_str(out_t *o, int tag, const char *s, Py_ssize_t n) {
+    if (!n) return 0; /* proto3: an empty string is not written */
+    return out_varint(o, (uint64_t)tag) || out_varint(o, (uint64_t)n) || out_put(o, s, n);
+}
+
+/* google.protobuf.Timestamp of ms as a set submessage field (seconds, nanos when not 0). */
+static int out_timestamp(out_t *o, int tag, long long ms) {
+    long long s = ms / 1000, rem = ms % 1000;
+    if (rem < 0) {
+        s -= 1;
+        rem += 1000;
+    }
+    uint64_t nanos = (uint64_t)(rem * 1000000);
+    int len = (s ? 1 + varint_len((uint64_t)s) : 0) + (nanos ? 1 + varint_len(nanos) : 0);
+    if (out_varint(o, (uint64_t)tag) || out_varint(o, (uint64_t)len)) return -1;
+    if (s && (out_varint(o, 0x08) || out_varint(o, (uint64_t)s))) return -1;
+    if (nanos && (out_varint(o, 0x10) || out_varint(o, nanos))) return -1;
+    return 0;
+}
+
+typedef struct {
+    const char *s;
+    Py_ssize_t n;
+} text_t;
+
+/* One MetricBatch.points entry (field 1) holding a MetricUpdate, written in place: the
+ * MetricUpdate goes after a one-byte length, moved along if its length needs more bytes. */
+static int out_point(out_t *o, long long start_ms, text_t school, text_t room, text_t lesson, const char *metric,
+                     double value) {
+    if (out_lit(o, "\x0a") || out_room(o, 1) < 0) return -1;
+    Py_ssize_t at = o->n++;
+    Py_ssize_t metric_n = (Py_ssize_t)strlen(metric);
+    if (out_timestamp(o, 0x0A, start_ms) || out_timestamp(o, 0x12, start_ms + WINDOW_MS) ||
+        out_field_str(o, 0x1A, school.s, school.n) || out_field_str(o, 0x22, room.s, room.n) ||
+        out_field_str(o, 0x2A, lesson.s, lesson.n) || out_field_str(o, 0x32, metric, metric_n))
+        return -1;
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if (bits) { /* proto3: a double whose bits are all 0 (+0.0) is not written */
+        unsigned char le[8];
+        for (int i = 0; i < 8; i++) le[i] = (unsigned char)(bits >> (8 * i));
+        if (out_varint(o, 0x39) || out_put(o, le, 8)) return -1;
+    }
+    uint64_t len = (uint64_t)(o->n - at - 1);
+    int extra = varint_len(len) - 1;
+    if (extra) {
+        if (out_room(o, extra) < 0) return -1;
+        memmove(o->p + at + 1 + extra, o->p + at + 1, (size_t)len);
+        o->n += extra;
+    }
+    char *w = o->p + at;
+    while (len >= 0x80) {
+        *w++ = (char)(len | 0x80);
+        len >>= 7;
+    }
+    *w = (char)len;
+    return 0;
+}
+
+static int text_of(PyObject *s, text_t *t) {
+    t->s = PyUnicode_AsUTF8AndSize(s, &t->n);
+    return t->s ? 0 : -1;
+}
+
+/* The window's attributes that both outputs read (new references). */
+typedef struct {
+    PyObject *room, *start, *school, *events, *observations, *hands, *attention, *counts, *lessons, *seen,
+        *devices, *other;
+} window_t;
+
+static void window_clear(window_t *w) {
+    PyObject **f = &w->room;
+    for (size_t i = 0; i < sizeof(window_t) / sizeof(PyObject *); i++) Py_CLEAR(f[i]);
+}
+
+static int window_load(window_t *w, PyObject *window) {
+    memset(w, 0, sizeof *w);
+    if (!(w->room = PyObject_GetAttr(window, S_CLASSROOM_ID)) || !(w->start = PyObject_GetAttr(window, S_START_MS)) ||
+        !(w->school = PyObject_GetAttr(window, S_SCHOOL_ID)) || !(w->events = PyObject_GetAttr(window, S_EVENTS)) ||
+        !(w->observations = PyObject_GetAttr(window, S_OBSERVATIONS)) ||
+        !(w->hands = PyObject_GetAttr(window, S_HANDS)) || !(w->attention = PyObject_GetAttr(window, S_ATTENTION)) ||
+        !(w->counts = PyObject_GetAttr(w->attention, S_COUNTS)) ||
+        !(w->lessons = PyObject_GetAttr(window, S_LESSONS)) || !(w->seen = PyObject_GetAttr(window, S_SEEN)) ||
+        !(w->devices = PyObject_GetAttr(w->seen, S_DEVICES)) || !(w->other = PyObject_GetAttr(w->seen, S_OTHER)))
+        return -1;
+    if (!PyDict_Check(w->devices)) {
+        PyErr_SetString(PyExc_TypeError, "SeenEvents.devices must be a dict");
+        return -1;
+    }
+    return 0;
+}
+
+/* {"c","w","s","n","o","h","a","l","seen"}: WindowState.to_bytes' document, in its order. The
+ * sorted lesson ids are returned for the points (new reference). */
+static PyObject *window_json(out_t *o, const window_t *w, const pair_t *pairs, Py_ssize_t npairs) {
+    if (out_lit(o, "{\"c\":") || out_str(o, w->room) || out_lit(o, ",\"w\":") || out_int(o, w->start) ||
+        out_lit(o, ",\"s\":") || out_str(o, w->school) || out_lit(o, ",\"n\":") || out_int(o, w->events) ||
+        out_lit(o, ",\"o\":") || out_int(o, w->observations) || out_lit(o, ",\"h\":") || out_int(o, w->hands) ||
+        out_lit(o, ",\"a\":["))
+        return NULL;
+    for (Py_ssize_t i = 0; i < npairs; i++)
+        if (out_lit(o, i ? ",[" : "[") || out_ll(o, pairs[i].key) || out_lit(o, ",") || out_ll(o, pairs[i].n) ||
+            out_lit(o, "]"))
+            return NULL;
+    if (out_lit(o, "],\"l\":")) return NULL;
+    PyObject *lessons = out_sorted_strs(o, w->lessons);
+    if (!lessons) return NULL;
+    if (out_lit(o, ",\"seen\":{\"d\":{")) goto fail;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *dev, *entry;
+    while (PyDict_Next(w->devices, &pos, &dev, &entry)) {
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a SeenEvents entry must be [base, high, bits]");
+            goto fail;
+        }
+        if ((i++ && out_lit(o, ",")) || out_str(o, dev) || out_lit(o, ":[") ||
+            out_int(o, PyList_GET_ITEM(entry, 0)) || out_lit(o, ",") || out_int(o, PyList_GET_ITEM(entry, 1)) ||
+            out_lit(o, ",") || out_hex_bits(o, PyList_GET_ITEM(entry, 2)) || out_lit(o, "]"))
+            goto fail;
+    }
+    if (out_lit(o, "},\"o\":")) goto fail;
+    PyObject *other = out_sorted_strs(o, w->other);
+    if (!other) goto fail;
+    Py_DECREF(other);
+    if (out_lit(o, "}}")) goto fail;
+    return lessons;
+fail:
+    Py_DECREF(lessons);
+    return NULL;
+}
+
+/* events; attention_rate when observed with anyone present; hand_raising when observed. */
+static int window_points(out_t *o, const window_t *w, PyObject *lessons, const pair_t *pairs, Py_ssize_t npairs) {
+    text_t school, room, lesson = {"", 0};
+    if (text_of(w->school, &school) || text_of(w->room, &room)) return -1;
+    if (PyList_GET_SIZE(lessons) && text_of(PyList_GET_ITEM(lessons, 0), &lesson)) return -1;
+    long long start = PyLong_AsLongLong(w->start), events = PyLong_AsLongLong(w->events),
+              observations = PyLong_AsLongLong(w->observations), hands = PyLong_AsLongLong(w->hands);
+    if (PyErr_Occurred()) return -1;
+    if (out_point(o, start, school, room, lesson, "events", (double)events)) return -1;
+    if (npairs) {
+        double rate;
+        if (hist_rate(pairs, npairs, &rate) || out_point(o, start, school, room, lesson, "attention_rate", rate))
+            return -1;
+    }
+    if (observations &&
+        out_point(o, start, school, room, lesson, "hand_raising", (double)hands / (double)observations))
+        return -1;
+    return 0;
+}
+
+PyDoc_STRVAR(window_outputs_doc,
+"window_outputs(window, /) -> (value, points)\n"
+"\n"
+"A WindowState's table value (WindowState.to_bytes, byte for byte) and its metric points as\n"
+"MetricBatch wire bytes (the ``points`` entries WindowState.add_points appends), to be sent\n"
+"before the rest of the classroom's MetricBatch.");
+
+static PyObject *window_outputs(PyObject *self, PyObject *window) {
+    window_t w;
+    out_t value = {NULL, 0, 0}, points = {NULL, 0, 0};
+    pair_t *pairs = NULL;
+    if (out_room(&value, 1024) < 0 || out_room(&points, 512) < 0) {
+        PyMem_Free(value.p);
+        PyMem_Free(points.p);
+        return NULL;
+    }
+    PyObject *lessons = NULL, *result = NULL;
+    Py_ssize_t npairs = 0;
+    if (window_load(&w, window) == 0 && (pairs = hist_pairs(w.counts, &npairs)) &&
+        (lessons = window_json(&value, &w, pairs, npairs)) && window_points(&points, &w, lessons, pairs, npairs) == 0)
+        result = Py_BuildValue("(y#y#)", value.p, value.n, points.p, points.n);
+    Py_XDECREF(lessons);
+    PyMem_Free(pairs);
+    PyMem_Free(value.p);
+    PyMem_Free(points.p);
+    window_clear(&w);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"window_outputs", (PyCFunction)window_outputs, METH_O, window_outputs_doc},
     {"fold_events", (PyCFunction)(void (*)(void))fold_events, METH_FASTCALL, fold_events_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -709,7 +1140,8 @@ static int exec_module(PyObject *module) {
         intern(&S_HANDS, "hands") || intern(&S_HAND_RAISES, "hand_raises") ||
         intern(&S_LATEST_MS, "latest_ms") || intern(&S_ADD_TEACHING, "add_teaching") ||
         intern(&S_ADD_LIFECYCLE, "add_lifecycle") || intern(&S_T_UNION, "t_union") ||
-        intern(&S_CACHE, "_cache"))
+        intern(&S_CACHE, "_cache") || intern(&S_CLASSROOM_ID, "classroom_id") ||
+        intern(&S_START_MS, "start_ms"))
         return -1;
     return PyModule_AddIntConstant(module, "MAX_SPAN", (long)MAX_SPAN) ||
            PyModule_AddIntConstant(module, "WINDOW_MS", WINDOW_MS) ||

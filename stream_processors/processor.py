@@ -47,9 +47,9 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 logger = logging.getLogger(__name__)
 
 try:
-    from stream_processors._fold import fold_events
+    from stream_processors._fold import fold_events, window_outputs
 except ImportError:  # pragma: no cover - the build always compiles it (setup.py)
-    fold_events = None  # type: ignore[assignment]
+    fold_events = window_outputs = None  # type: ignore[assignment]
     logger.warning(
         "stream_processors._fold is not built: the worker counts events in Python (several times "
         "slower); reinstall with a C compiler and the Python headers (pip install -e .)"
@@ -148,6 +148,7 @@ class Processor:
         self.config = config or ProcessorConfig()
         self._clock = clock
         self._fold = fold_events if self.config.native else None
+        self._window_outputs = window_outputs if self.config.native else None
         self.stats = Stats()
         self._lessons: dict[str, LessonState] = {}
         self._windows: dict[str, WindowState] = {}
@@ -406,10 +407,18 @@ class Processor:
                 found = batches[classroom] = ppb.MetricBatch()
             return found
 
+        points: dict[str, list[bytes]] = {}  # classroom → MetricBatch points as wire bytes
+        outputs = self._window_outputs
         for key in self._dirty_windows:
             window = self._windows[key]
-            windows.put(self._partition[window.classroom_id], key, window.to_bytes())
-            window.add_points(batch_of(window.classroom_id))
+            room = window.classroom_id
+            written = outputs(window) if outputs is not None else None  # the same, in C
+            if written is not None:
+                windows.put(self._partition[room], key, written[0])
+                points.setdefault(room, []).append(written[1])
+            else:
+                windows.put(self._partition[room], key, window.to_bytes())
+                window.add_points(batch_of(room))
         for key in self._dirty_lessons:
             lesson = self._lessons[key]
             lessons.put(self._partition[lesson.classroom_id], key, lesson.to_bytes())
@@ -426,12 +435,20 @@ class Processor:
         self._dirty_windows.clear()
         self._dirty_lessons.clear()
         self._changed_devices.clear()
-        self._send(batches)
+        self._send(batches, points)
         if now >= self._next_sweep:
             self._next_sweep = now + 10.0
             self._sweep(now)
 
-    def _send(self, batches: dict[str, ppb.MetricBatch]) -> None:
+    def _send(
+        self, batches: dict[str, ppb.MetricBatch], points: dict[str, list[bytes]] | None = None
+    ) -> None:
+        """One MetricBatch per classroom. ``points`` (field 1 entries, wire bytes) go first: the
+        value is then the bytes upb writes for the same message (fields in number order)."""
+        for classroom, wire in (points or {}).items():
+            batch = batches.pop(classroom, None)
+            rest = batch.SerializeToString() if batch is not None else b""
+            self._out.metrics(classroom.encode(), b"".join(wire) + rest)
         for classroom, batch in batches.items():
             self._out.metrics(classroom.encode(), batch.SerializeToString())
 

@@ -1,11 +1,12 @@
-"""The worker's C loop (stream_processors._fold) against its Python reference, state for state.
+"""The worker's C code (stream_processors._fold) against its Python reference, state for state.
 
 Two processors take the same records, one counting with the C loop and one with
 ``Processor._apply_events``; every table value they write (lesson, window, device book — dedup
 bits included), every metric record and every counter must be identical. The records mix what
 the loop has to get right: duplicates and replays, seq 0 and seqs far apart or below a bitmap's
 base, all payload kinds, lessons starting and ending, heartbeats with and without received_at,
-windows past retention, and records the scanner refuses (an invalid or foreign event).
+windows past retention, and records the scanner refuses (an invalid or foreign event). The
+window values and points the flush writes in C are held to the Python bytes on their own too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from stream_processors.metrics import attention
 from stream_processors.metrics.st_analysis import T_KINDS
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.processor import Processor, ProcessorConfig, Record
+from stream_processors.window_state import WindowState
 from tests.unit.test_metrics_processor import DictTable, Sink
 
 NOW = 1_800_000_000.0
@@ -328,3 +330,39 @@ def test_first_attempts_changed_by_a_later_record_reach_the_value_and_summary():
     assert native == outcome(False, records)
     (lesson,) = native[0][0].values()
     assert {k: v[2] for k, v in orjson.loads(lesson)["ans"].items()} == {f"{a}|q1": 0, f"{b}|q1": 1}
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)  # escapes too
+
+
+@st.composite
+def windows(draw: Any) -> WindowState:
+    window = WindowState(draw(TEXT), draw(st.integers(0, 2**41)) // WINDOW_MS * WINDOW_MS, draw(TEXT))
+    window.events = draw(st.integers(1, 10**6))
+    window.observations = draw(st.integers(0, 10**6))
+    window.hands = draw(st.integers(0, 10**6))
+    for _ in range(draw(st.integers(0, 12))):
+        present = draw(st.integers(1, 500))
+        for _ in range(draw(st.integers(1, 3))):
+            window.attention.add(draw(st.integers(0, present)), present)
+    window.lessons = set(draw(st.lists(TEXT, max_size=4)))
+    for device in draw(st.lists(TEXT, max_size=4, unique=True)):
+        base = draw(st.integers(0, 2**64 - 2**20)) & ~7
+        bits = bytearray(draw(st.binary(min_size=1, max_size=20)))
+        window.seen.devices[device] = [base, base + 8 * len(bits) - 1, bits]
+    window.seen.other = {f"{d}\x00{n}" for d, n in draw(st.lists(st.tuples(TEXT, st.integers(0, 2**64 - 1))))}
+    return window
+
+
+@settings(max_examples=500, deadline=None)
+@given(windows())
+def test_a_windows_value_and_points_written_in_c_are_the_python_bytes(window):
+    """window_outputs: orjson's bytes for WindowState.to_bytes (escapes, uint64 seqs, zero
+    bitmaps) and upb's for the points add_points appends (math.fsum's attention_rate, bit for
+    bit; a 0.0 value left out as proto3 does)."""
+    value, points = _fold.window_outputs(window)
+    batch = ppb.MetricBatch()
+    window.add_points(batch)
+    assert value == window.to_bytes()
+    assert points == batch.SerializeToString()
+    assert WindowState.from_bytes(value).to_bytes() == value
