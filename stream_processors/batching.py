@@ -1,16 +1,18 @@
 """The worker's batches: Faust's ``Stream.take_events``, ended early when the backlog is read.
 
-``take_events(max_, within)`` yields when ``max_`` events are buffered or when ``within`` has
-passed. At the end of a backlog that leaves the last batch waiting out ``within`` for records
-that are not there: at 0.2 s, a fifth of the time bench/processors.py's 200k events take, and
-the same wait after every catch-up (a restart, a rebalance, an outage of the worker).
+``take_events(max_, within)`` yields when ``max_`` events are buffered or when its ``within``
+timer, which runs from the stream's start, next fires. At the end of a backlog that leaves the
+last batch waiting out ``within`` for records that are not there: at 0.2 s, a fifth of the time
+bench/processors.py's 200k events take, and the same wait after every catch-up (a restart, a
+rebalance, an outage of the worker).
 
-:func:`take_batches` is the same loop, with the same acks (after the batch is processed, when
-the agent asks for the next one) and the same strict maximum, plus one rule: a batch that holds
-at least a quarter of ``max_`` ends as soon as the stream's queue is empty and the consumer has
-delivered every record up to the high watermarks it last fetched (``caught_up``). Below that
-size a batch still waits for ``within``: under a steady trickle, small batches would write each
-touched lesson and window far more often for little gain in latency.
+:func:`take_batches` has the same acks (after the batch is processed, when the agent asks for
+the next one) and the same strict maximum. ``within`` counts from a batch's first event (the
+longest any record waits), and a batch ends early as soon as the stream's queue is empty and
+the consumer has delivered every record up to the high watermarks it last fetched
+(``caught_up``) — if it holds at least a quarter of ``max_``, or if the batch before it did (the
+tail of a backlog). Other small batches still wait for ``within``: under a steady trickle, tiny
+batches would write each touched lesson and window far more often for little gain in latency.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ __all__ = ["consumer_caught_up", "take_batches"]
 async def take_batches(
     stream: Any, max_: int, within: float, caught_up: Callable[[], bool]
 ) -> AsyncIterator[list[Any]]:
-    """Yield lists of the stream's events, as ``stream.take_events(max_, within)`` does, and
-    also once the batch holds ≥ ``max_ // 4`` events and ``caught_up()`` says nothing more has
-    been fetched."""
+    """Yield lists of the stream's events: at ``max_`` events, ``within`` seconds after a batch's
+    first event, or as soon as ``caught_up()`` says nothing more has been fetched — for a batch
+    of ≥ ``max_ // 4`` events, or any batch right after such a one (the tail of a backlog)."""
     events: list[Any] = []
     early = max(1, max_ // 4)
+    draining = False  # the last batch held ≥ early events: a backlog is being read
+    loop = stream.loop
+    first_at = 0.0
+    started = asyncio.Event()  # the batch has its first event
     buffer_full = asyncio.Event()
     buffer_consumed = asyncio.Event()
     buffer_consuming: asyncio.Future[None] | None = None
@@ -39,7 +45,7 @@ async def take_batches(
     queue = channel_it.queue
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal buffer_consuming
+        nonlocal buffer_consuming, first_at
         try:
             if buffer_consuming is not None:  # the agent is processing a batch: wait for it
                 try:
@@ -51,11 +57,14 @@ async def take_batches(
                 raise RuntimeError("take buffer found current_event is None")
             events.append(event)
             size = len(events)
+            if size == 1:
+                first_at = loop.time()
+                started.set()
             if size >= max_:
                 buffer_full.set()
                 buffer_consumed.clear()
                 await stream.wait(buffer_consumed)  # strict: never more than max_ in a batch
-            elif size >= early and not queue.qsize() and caught_up():
+            elif (size >= early or draining) and not queue.qsize() and caught_up():
                 buffer_full.set()
         except asyncio.CancelledError:  # pragma: no cover - Faust's own handling
             raise
@@ -68,10 +77,14 @@ async def take_batches(
     stream.add_processor(add_to_buffer)
     stream._enable_passive(channel_it)
     while not stream.should_stop:
-        await stream.wait_for_stopped(buffer_full, timeout=within)
         if not events:
+            await stream.wait_for_stopped(started)
             continue
-        buffer_consuming = stream.loop.create_future()
+        remaining = first_at + within - loop.time()
+        if remaining > 0:
+            await stream.wait_for_stopped(buffer_full, timeout=remaining)
+        buffer_consuming = loop.create_future()
+        draining = len(events) >= early
         try:
             yield list(events)
         finally:
@@ -79,6 +92,7 @@ async def take_batches(
                 await stream.ack(event)
             events.clear()
             notify(buffer_consuming)
+            started.clear()
             buffer_full.clear()
             buffer_consumed.set()
 

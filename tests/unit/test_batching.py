@@ -55,6 +55,34 @@ def test_a_batch_under_a_quarter_of_max_waits_for_within_even_when_caught_up():
     assert batches_of(1, max_=8, within=0.2, caught_up=lambda: True, wait=10) == [[b"0"]]
 
 
+def test_the_tail_of_a_backlog_ends_at_once_and_then_small_batches_wait_again():
+    async def main() -> list[list[bytes]]:
+        app = faust.App(f"test-batching-{time.monotonic_ns()}", value_serializer="raw")
+        got: list[list[bytes]] = []
+
+        @app.agent()
+        async def collect(stream: Any) -> None:
+            async for events in take_batches(stream, 8, LONG, lambda: True):
+                got.append([e.value for e in events])
+
+        async def until(n: int, wait: float) -> None:
+            deadline = time.monotonic() + wait
+            while len(got) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+        async with collect.test_context() as agent:
+            for _ in range(8):  # a full batch: a backlog
+                await agent.send(value=b"backlog")
+            await until(1, 10)
+            await agent.send(value=b"tail")  # under a quarter, right after a full batch
+            await until(2, 10)
+            await agent.send(value=b"trickle")  # under a quarter after a small batch: waits
+            await until(3, 1)
+            return list(got)
+
+    assert asyncio.run(main()) == [[b"backlog"] * 8, [b"tail"]]
+
+
 def test_batches_never_exceed_max_and_keep_every_record_in_order():
     got = batches_of(20, max_=8, within=0.2, caught_up=lambda: False, wait=10)
     assert [len(b) for b in got] == [8, 8, 4]
