@@ -7,12 +7,14 @@ bench/processors.py's 200k events take, and the same wait after every catch-up (
 rebalance, an outage of the worker).
 
 :func:`take_batches` has the same acks (after the batch is processed, when the agent asks for
-the next one) and the same strict maximum. ``within`` counts from a batch's first event (the
-longest any record waits), and a batch ends early as soon as the stream's queue is empty and
-the consumer has delivered every record up to the high watermarks it last fetched
-(``caught_up``) — if it holds at least a quarter of ``max_``, or if the batch before it did (the
-tail of a backlog). Other small batches still wait for ``within``: under a steady trickle, tiny
-batches would write each touched lesson and window far more often for little gain in latency.
+the next one) and the same strict maximum. ``within`` counts from a batch's first event: the
+longest any record waits, or twice that while a backlog is being read (a batch that is not
+caught up at ``within`` fills on for one more ``within``: fewer, fuller batches). A batch ends
+early as soon as the stream's queue is empty and the consumer has delivered every record up to
+the high watermarks it last fetched (``caught_up``) — if it holds at least a quarter of
+``max_``, or if the batch before it did (the tail of a backlog). Other small batches still wait
+for ``within``: under a steady trickle, tiny batches would write each touched lesson and window
+far more often for little gain in latency.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ async def take_batches(
     stream: Any, max_: int, within: float, caught_up: Callable[[], bool]
 ) -> AsyncIterator[list[Any]]:
     """Yield lists of the stream's events: at ``max_`` events, ``within`` seconds after a batch's
-    first event, or as soon as ``caught_up()`` says nothing more has been fetched — for a batch
-    of ≥ ``max_ // 4`` events, or any batch right after such a one (the tail of a backlog)."""
+    first event (2 × ``within`` if not caught up then), or as soon as ``caught_up()`` says
+    nothing more has been fetched — for a batch of ≥ ``max_ // 4`` events, or any batch right
+    after such a one (the tail of a backlog)."""
     events: list[Any] = []
     early = max(1, max_ // 4)
     draining = False  # the last batch held ≥ early events: a backlog is being read
@@ -83,6 +86,10 @@ async def take_batches(
         remaining = first_at + within - loop.time()
         if remaining > 0:
             await stream.wait_for_stopped(buffer_full, timeout=remaining)
+        if not buffer_full.is_set() and not stream.should_stop and (queue.qsize() or not caught_up()):
+            # A backlog is being read: fill on (until it is read or the batch full), once more
+            # at most — fewer, fuller batches write each touched value fewer times.
+            await stream.wait_for_stopped(buffer_full, timeout=within)
         buffer_consuming = loop.create_future()
         draining = len(events) >= early
         try:

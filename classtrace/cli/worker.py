@@ -38,8 +38,8 @@ def register(subparsers: Any) -> None:
         type=float,
         default=0.2,
         metavar="S",
-        help="longest wait before a batch of records is processed and its metrics emitted "
-        "(default: %(default)s s)",
+        help="longest wait before a batch of records is processed and its metrics emitted, "
+        "twice that while a backlog is read (default: %(default)s s)",
     )
     parser.add_argument(
         "--summary-interval",

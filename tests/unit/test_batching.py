@@ -83,6 +83,13 @@ def test_the_tail_of_a_backlog_ends_at_once_and_then_small_batches_wait_again():
     assert asyncio.run(main()) == [[b"backlog"] * 8, [b"tail"]]
 
 
+def test_a_batch_still_reading_a_backlog_at_within_fills_on_for_one_more_within():
+    # within 2 s: nothing at 3 s while more is fetched (ended at 4 s); at once when caught up
+    assert batches_of(3, max_=8, within=2.0, caught_up=lambda: False, wait=3) == []
+    assert batches_of(3, max_=8, within=2.0, caught_up=lambda: False, wait=10) == [[b"0", b"1", b"2"]]
+    assert batches_of(1, max_=8, within=2.0, caught_up=lambda: True, wait=3) == [[b"0"]]
+
+
 def test_batches_never_exceed_max_and_keep_every_record_in_order():
     got = batches_of(20, max_=8, within=0.2, caught_up=lambda: False, wait=10)
     assert [len(b) for b in got] == [8, 8, 4]
