@@ -3,9 +3,9 @@
 One agent reads classtrace.events.v1 in batches (:func:`~stream_processors.batching.take_batches`:
 at most ``max_batch_records`` records or ``flush_interval_s`` of waiting, sooner once a backlog
 is read), hands them to the processor synchronously, and acknowledges them after the batch
-returns — so offsets are committed only for records whose
-state is already on its way to the changelog. Nothing raises out of the agent: a Faust agent
-that raises hangs the worker (FIELD-NOTES); the processor dead-letters and logs instead.
+returns — so offsets are committed only for records whose state is already on its way to the
+changelog. Nothing raises out of the agent: a Faust agent that raises hangs the worker
+(FIELD-NOTES); the processor dead-letters and logs instead.
 """
 
 from __future__ import annotations
