@@ -1,4 +1,4 @@
-"""Faust's consumer hands a fetched record to its stream without racing four tasks.
+"""Two fixes to how Faust's consumer hands fetched records to the worker's stream.
 
 Faust's drain loop (``faust.transport.consumer.Consumer._drain_messages``) delivers each record
 with ``await self.wait_first(callback(message), self.suspend_flow.wait())``: mode's
