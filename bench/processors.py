@@ -12,8 +12,8 @@ on an embedded Tansu broker, then measures events/s over the same records of
 (a) and (b) read 2–4 protobuf fields per event; (c) validates every event as DESIGN §4 requires,
 deduplicates it twice (lesson and window), computes every metric and writes changelogs — in C
 for the per-event part (stream_processors/_fold.c, ~1 µs an event). (d) shows what Faust itself
-leaves (with the worker's delivery fix, stream_processors/delivery.py); the last line sets it
-against the limit.
+leaves (with the worker's delivery fix, stream_processors/delivery.py, and its batches,
+stream_processors/batching.py); the last line sets it against the limit.
 
 Each rate is first record handled → last record done (group joins and start-up excluded). The
 four run back to back in each of ``--rounds`` rounds (3), every round over the same records with

@@ -1,7 +1,8 @@
 """Builds the Faust app of ``classtrace worker``: topics, changelogged tables, settings.
 
 The only Faust-aware modules besides :mod:`stream_processors.agents` (and
-:mod:`stream_processors.delivery`, two fixes to Faust's record delivery); the logic lives in
+:mod:`stream_processors.delivery`, two fixes to Faust's record delivery, and
+:mod:`stream_processors.batching`, the agent's batches); the logic lives in
 :mod:`stream_processors.processor`. Settings that matter (FIELD-NOTES): group timings that let
 Tansu rebalance in ~3 s, ``producer_linger`` 5 ms so changelog and metric records share produce
 requests, memory store with changelog recovery (state survives a restart through Kafka), the web
@@ -43,8 +44,8 @@ class WorkerConfig:
     max_batch_records: int = 2000
     """Records per batch at most. A batch writes each classroom it touched once, so a bigger one
     writes less per record when a backlog is read (2000 against 1000: ~15 % less CPU per event on
-    bench/processors.py's records); it also holds the event loop longer, ~0.5 s for 2000 records
-    of 100 events. Below saturation ``flush_interval_s`` closes batches long before."""
+    bench/processors.py's records); it also holds the event loop longer, ~0.3–0.5 s for 2000
+    records of 100 events. Below saturation ``flush_interval_s`` closes batches long before."""
     summary_interval_s: float = 1.0
     window_retention_s: float = 1800.0
 
