@@ -123,3 +123,14 @@ def test_caught_up_means_every_partition_of_the_topic_delivered_to_its_watermark
     assert caught_up({e0: 9, e1: 4, other: 0}, {e0: 10, e1: 5, other: 500})  # other topics: not ours
     assert caught_up({e0: None}, {e0: 0})  # nothing delivered, nothing there
     assert not caught_up({e0: 9, e1: 4}, {e0: 10})  # partition 1 no longer assigned: a rebalance
+
+
+def test_fausts_consumer_still_keeps_the_read_offsets_caught_up_reads():
+    """consumer_caught_up reads Faust's per-partition read offset (the last record its drain
+    loop delivered): if a Faust release renames it, this says so at once."""
+    import inspect
+
+    from faust.transport.consumer import Consumer as FaustConsumer
+
+    assert "set_read_offset(tp, offset)" in inspect.getsource(FaustConsumer._drain_messages)
+    assert "self._read_offset = defaultdict" in inspect.getsource(FaustConsumer.__init__)
