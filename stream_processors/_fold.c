@@ -939,9 +939,9 @@ static int varint_len(uint64_t v) {
     return n;
 }
 
-static int out_field_str(out_t *o, int tag, const char *s, Py_ssize_t n) {
-    if (!n) return 0; /* proto3: an empty string is not written */
-    return out_varint(o, (uint64_t)tag) || out_varint(o, (uint64_t)n) || out_put(o, s, n);
+static int out_field_str(out_t *o, int tag, span_t s) {
+    if (!s.n) return 0; /* proto3: an empty string is not written */
+    return out_varint(o, (uint64_t)tag) || out_varint(o, (uint64_t)s.n) || out_put(o, s.p, s.n);
 }
 
 /* google.protobuf.Timestamp of ms as a set submessage field (seconds, nanos when not 0). */
@@ -959,21 +959,16 @@ static int out_timestamp(out_t *o, int tag, long long ms) {
     return 0;
 }
 
-typedef struct {
-    const char *s;
-    Py_ssize_t n;
-} text_t;
-
 /* One MetricBatch.points entry (field 1) holding a MetricUpdate, written in place: the
  * MetricUpdate goes after a one-byte length, moved along if its length needs more bytes. */
-static int out_point(out_t *o, long long start_ms, text_t school, text_t room, text_t lesson, const char *metric,
+static int out_point(out_t *o, long long start_ms, span_t school, span_t room, span_t lesson, const char *metric,
                      double value) {
-    if (out_lit(o, "\x0a") || out_room(o, 1) < 0) return -1;
+    if (out_varint(o, 0x0A) || out_room(o, 1) < 0) return -1;
     Py_ssize_t at = o->n++;
-    Py_ssize_t metric_n = (Py_ssize_t)strlen(metric);
+    span_t name = {(const uint8_t *)metric, (Py_ssize_t)strlen(metric)};
     if (out_timestamp(o, 0x0A, start_ms) || out_timestamp(o, 0x12, start_ms + WINDOW_MS) ||
-        out_field_str(o, 0x1A, school.s, school.n) || out_field_str(o, 0x22, room.s, room.n) ||
-        out_field_str(o, 0x2A, lesson.s, lesson.n) || out_field_str(o, 0x32, metric, metric_n))
+        out_field_str(o, 0x1A, school) || out_field_str(o, 0x22, room) || out_field_str(o, 0x2A, lesson) ||
+        out_field_str(o, 0x32, name))
         return -1;
     uint64_t bits;
     memcpy(&bits, &value, sizeof bits);
@@ -998,15 +993,14 @@ static int out_point(out_t *o, long long start_ms, text_t school, text_t room, t
     return 0;
 }
 
-static int text_of(PyObject *s, text_t *t) {
-    t->s = PyUnicode_AsUTF8AndSize(s, &t->n);
-    return t->s ? 0 : -1;
+static int text_of(PyObject *s, span_t *t) {
+    t->p = (const uint8_t *)PyUnicode_AsUTF8AndSize(s, &t->n);
+    return t->p ? 0 : -1;
 }
 
 /* The window's attributes that both outputs read (new references). */
 typedef struct {
-    PyObject *room, *start, *school, *events, *observations, *hands, *attention, *counts, *lessons, *seen,
-        *devices, *other;
+    PyObject *room, *start, *school, *events, *observations, *hands, *counts, *lessons, *devices, *other;
 } window_t;
 
 static void window_clear(window_t *w) {
@@ -1019,10 +1013,9 @@ static int window_load(window_t *w, PyObject *window) {
     if (!(w->room = PyObject_GetAttr(window, S_CLASSROOM_ID)) || !(w->start = PyObject_GetAttr(window, S_START_MS)) ||
         !(w->school = PyObject_GetAttr(window, S_SCHOOL_ID)) || !(w->events = PyObject_GetAttr(window, S_EVENTS)) ||
         !(w->observations = PyObject_GetAttr(window, S_OBSERVATIONS)) ||
-        !(w->hands = PyObject_GetAttr(window, S_HANDS)) || !(w->attention = PyObject_GetAttr(window, S_ATTENTION)) ||
-        !(w->counts = PyObject_GetAttr(w->attention, S_COUNTS)) ||
-        !(w->lessons = PyObject_GetAttr(window, S_LESSONS)) || !(w->seen = PyObject_GetAttr(window, S_SEEN)) ||
-        !(w->devices = PyObject_GetAttr(w->seen, S_DEVICES)) || !(w->other = PyObject_GetAttr(w->seen, S_OTHER)))
+        !(w->hands = PyObject_GetAttr(window, S_HANDS)) || !(w->counts = attr_chain(window, S_ATTENTION, S_COUNTS)) ||
+        !(w->lessons = PyObject_GetAttr(window, S_LESSONS)) || !(w->devices = attr_chain(window, S_SEEN, S_DEVICES)) ||
+        !(w->other = attr_chain(window, S_SEEN, S_OTHER)))
         return -1;
     if (!PyDict_Check(w->devices)) {
         PyErr_SetString(PyExc_TypeError, "SeenEvents.devices must be a dict");
@@ -1072,7 +1065,7 @@ fail:
 
 /* events; attention_rate when observed with anyone present; hand_raising when observed. */
 static int window_points(out_t *o, const window_t *w, PyObject *lessons, const pair_t *pairs, Py_ssize_t npairs) {
-    text_t school, room, lesson = {"", 0};
+    span_t school, room, lesson = {(const uint8_t *)"", 0};
     if (text_of(w->school, &school) || text_of(w->room, &room)) return -1;
     if (PyList_GET_SIZE(lessons) && text_of(PyList_GET_ITEM(lessons, 0), &lesson)) return -1;
     long long start = PyLong_AsLongLong(w->start), events = PyLong_AsLongLong(w->events),
