@@ -18,7 +18,7 @@ from classtrace.kafka import ensure_topics
 from classtrace.topics import TopicSpec
 from sinks.dashboard.app import build_app
 from sinks.dashboard.viewers import add_viewer
-from tests.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
+from tests.helpers.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

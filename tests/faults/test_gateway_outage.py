@@ -10,7 +10,7 @@ from producers.backoff import Backoff
 from producers.registry import register_device
 from producers.sdk import EdgeProducer
 from producers.transport.http import HttpTransport
-from tests.ingest_helpers import gateway_config, make_topics, read_events, running_gateway, wait_for
+from tests.helpers.ingest_helpers import gateway_config, make_topics, read_events, running_gateway, wait_for
 
 pytestmark = pytest.mark.faults
 

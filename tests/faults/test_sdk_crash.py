@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.ingest_helpers import make_topics, read_events
+from tests.helpers.ingest_helpers import make_topics, read_events
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -22,8 +22,8 @@ import pytest
 from classtrace.errors import StoreError
 from sinks.batcher import BatchPolicy, SinkTopics
 from sinks.service import SinkHooks, SinkService
-from tests.integration.test_sink_service import produce, wait_for
-from tests.sinkdata import event_batches
+from tests.helpers.kafka_io import produce, wait_for
+from tests.helpers.sinkdata import event_batches
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from classtrace.topics import EVENTS
-from tests.lessons import chunks, recorded_lesson
-from tests.worker_harness import MetricsReader, WorkerProcess, comparable, produce
+from tests.helpers.lessons import chunks, recorded_lesson
+from tests.helpers.worker_harness import MetricsReader, WorkerProcess, comparable, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -69,7 +69,7 @@ def _records(log: str) -> int:
 def _single_worker_summary(tmp_path, start_ms: int) -> bytes:  # type: ignore[no-untyped-def]
     """The same lesson through the processor alone, in order, once: the expected final."""
     from stream_processors.processor import Processor, ProcessorConfig, Record
-    from tests.unit.test_metrics_processor import DictTable, Sink
+    from tests.helpers.worker_tables import DictTable, Sink
 
     sink = Sink()
     proc = Processor(DictTable(), DictTable(), DictTable(), sink, ProcessorConfig(summary_interval_s=0.0))

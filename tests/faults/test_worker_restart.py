@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from classtrace.topics import EVENTS
-from tests.lessons import chunks, recorded_lesson
-from tests.worker_harness import MetricsReader, WorkerProcess, comparable, produce
+from tests.helpers.lessons import chunks, recorded_lesson
+from tests.helpers.worker_harness import MetricsReader, WorkerProcess, comparable, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -21,7 +21,7 @@ from sinks.dashboard.viewers import (
     restore_viewers,
     revoke_viewer,
 )
-from tests.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
+from tests.helpers.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
 
 pytestmark = pytest.mark.integration
 

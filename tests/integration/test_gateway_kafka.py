@@ -13,7 +13,7 @@ from classtrace.v1 import events_pb2 as pb
 from producers.registry import register_device, revoke_device
 from producers.sdk import EdgeProducer
 from producers.transport.http import HttpTransport
-from tests.ingest_helpers import (
+from tests.helpers.ingest_helpers import (
     gateway_config,
     make_topics,
     read_dead_letters,

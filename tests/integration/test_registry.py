@@ -19,7 +19,7 @@ from classtrace.runtime import Runtime, write_runtime
 from classtrace.v1 import events_pb2 as pb
 from producers.gateway.app import GatewayConfig
 from producers.registry import RegistryFile, read_registrations, restore_registry, token_hash
-from tests.ingest_helpers import running_gateway, wait_for
+from tests.helpers.ingest_helpers import running_gateway, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from classtrace.v1 import events_pb2 as pb
 from producers.sdk import EdgeProducer
 from producers.transport.kafka import KafkaTransport
-from tests.ingest_helpers import make_topics, read_events, read_records
+from tests.helpers.ingest_helpers import make_topics, read_events, read_records
 
 pytestmark = pytest.mark.integration
 

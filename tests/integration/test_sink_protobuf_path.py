@@ -18,7 +18,7 @@ from sinks.metrics import sink_metrics
 from sinks.protobuf_events import RawEvents
 from sinks.rows import add_event_batch, new_block
 from sinks.service import SinkService
-from tests import strategies
+from tests.helpers import strategies
 
 pytestmark = pytest.mark.integration
 

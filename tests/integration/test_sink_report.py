@@ -12,7 +12,7 @@ from sinks.batcher import Batch, SinkTopics
 from sinks.clickhouse_writer import ClickHouseWriter
 from sinks.metrics import sink_metrics
 from sinks.reports import load_lesson, load_teacher, render_lesson, render_teacher
-from tests.sinkdata import lesson_summary
+from tests.helpers.sinkdata import lesson_summary
 
 pytestmark = pytest.mark.integration
 

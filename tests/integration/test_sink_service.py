@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from classtrace.kafka import make_producer
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.batcher import BatchPolicy, SinkTopics
 from sinks.service import SinkService
-from tests.sinkdata import event_batches, lesson_summary
+from tests.helpers.kafka_io import produce, wait_for
+from tests.helpers.sinkdata import event_batches, lesson_summary
 
 pytestmark = pytest.mark.integration
 
@@ -24,24 +24,6 @@ def topics(topic_factory):
         metrics=topic_factory(partitions=1, prefix="metrics"),
         deadletter=topic_factory(partitions=1, prefix="dl"),
     )
-
-
-def produce(bootstrap, items):
-    """``items``: (topic, key, value bytes)."""
-    producer = make_producer(bootstrap)
-    for topic, key, value in items:
-        producer.produce(topic, value=value, key=key)
-        producer.poll(0)
-    assert producer.flush(30) == 0
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_sink(ch_db, kafka, topics, group_id, **kw):

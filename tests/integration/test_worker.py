@@ -11,8 +11,8 @@ import pytest
 
 from classtrace.topics import EVENTS
 from classtrace.v1 import events_pb2 as pb
-from tests.lessons import chunks, recorded_lesson
-from tests.worker_harness import DeadLetterReader, MetricsReader, WorkerProcess, comparable, produce
+from tests.helpers.lessons import chunks, recorded_lesson
+from tests.helpers.worker_harness import DeadLetterReader, MetricsReader, WorkerProcess, comparable, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -25,7 +25,7 @@ from classtrace.codec import (
 from classtrace.errors import DecodeError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.validation import check_event, validate_event
-from tests.strategies import NOW, event_batches, events, invalid_events
+from tests.helpers.strategies import NOW, event_batches, events, invalid_events
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

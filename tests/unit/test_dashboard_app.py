@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from sinks.dashboard.app import LiveService, live_routes
 from sinks.dashboard.state import LiveState
 from sinks.dashboard.viewers import Viewer, ViewerRegistry, hash_token
-from tests.dashboard_support import batch, summary
+from tests.helpers.dashboard_support import batch, summary
 
 ALL, SCHOOL_A = "token-all", "token-a"
 

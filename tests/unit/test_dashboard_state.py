@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sinks.dashboard.state import MAX_SERIES_POINTS, LiveState
-from tests.dashboard_support import T0, batch, device, point, summary
+from tests.helpers.dashboard_support import T0, batch, device, point, summary
 
 
 def test_summary_makes_a_card_with_the_lesson_metrics():

@@ -28,7 +28,7 @@ from stream_processors.metrics.st_analysis import T_KINDS
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.processor import Processor, ProcessorConfig, Record
 from stream_processors.window_state import WindowState
-from tests.unit.test_metrics_processor import DictTable, Sink
+from tests.helpers.worker_tables import DictTable, Sink
 
 NOW = 1_800_000_000.0
 LT, CO = pb.LearningTrace, pb.ClassObservation

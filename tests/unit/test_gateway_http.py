@@ -20,7 +20,7 @@ from producers.errors import TransportError
 from producers.gateway.app import GatewayConfig, build_app
 from producers.gateway.auth import Binding, StaticDirectory
 from producers.gateway.ingest import accept_wire, judge
-from tests.strategies import NOW, events
+from tests.helpers.strategies import NOW, events
 
 # starlette's TestClient warns that it prefers httpx2; httpx is what the project ships.
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

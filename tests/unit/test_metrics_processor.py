@@ -4,61 +4,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from classtrace.v1 import events_pb2 as pb
-from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.lesson_state import summary_fingerprint
 from stream_processors.processor import Processor, ProcessorConfig, Record
-from tests.lessons import chunks, recorded_lesson
-
-
-class DictTable:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.writes = 0
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, partition: int, key: str, value: bytes | None) -> None:
-        self.writes += 1
-        if value is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = value
-
-    def iter_keys(self) -> Iterator[str]:
-        return iter(list(self.data))
-
-
-class Sink:
-    """Outputs collected, the latest value per summary / window point (as ReplacingMergeTree keeps)."""
-
-    def __init__(self) -> None:
-        self.batches: list[ppb.MetricBatch] = []
-        self.dead: list[ppb.DeadLetter] = []
-
-    def metrics(self, key: bytes, value: bytes) -> None:
-        self.batches.append(ppb.MetricBatch.FromString(value))
-
-    def dead_letter(self, key: bytes | None, value: bytes) -> None:
-        self.dead.append(ppb.DeadLetter.FromString(value))
-
-    def final_summary(self) -> ppb.LessonSummary:
-        summaries = [s for b in self.batches for s in b.summaries]
-        latest = max(summaries, key=lambda s: s.version)
-        assert latest.final
-        return latest
-
-    def points(self) -> dict[tuple[int, str], float]:
-        latest: dict[tuple[int, str], float] = {}
-        for batch in self.batches:
-            for p in batch.points:
-                latest[(p.window_start.seconds, p.metric)] = p.value
-        return latest
+from tests.helpers.lessons import chunks, recorded_lesson
+from tests.helpers.worker_tables import DictTable, Sink
 
 
 def make(tables=None, sink=None):

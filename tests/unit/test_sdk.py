@@ -18,7 +18,7 @@ from producers.sdk import EdgeProducer
 from producers.sender import pack
 from producers.spool import SpoolChunk
 from producers.transport import Delivery, Outbound
-from tests.strategies import events
+from tests.helpers.strategies import events
 
 KEY = b"test-key"
 TABLET = pb.DEVICE_KIND_TABLET

@@ -13,8 +13,8 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.batcher import Batch, BatchPolicy, SinkTopics
 from sinks.metrics import sink_metrics
 from sinks.rows import add_event_batch, add_metric_batch, new_block
-from tests import strategies
-from tests.sinkdata import event_batches, lesson_summary
+from tests.helpers import strategies
+from tests.helpers.sinkdata import event_batches, lesson_summary
 
 TOPICS = SinkTopics("ev", "me", "dl")
 

@@ -12,7 +12,7 @@ from sinks.batcher import Batch, SinkTopics
 from sinks.clickhouse_writer import ClickHouseWriter, classify, dedup_token
 from sinks.errors import SinkStopped
 from sinks.metrics import sink_metrics
-from tests.sinkdata import event_batches
+from tests.helpers.sinkdata import event_batches
 
 TOPICS = SinkTopics("ev", "me", "dl")
 

@@ -20,8 +20,8 @@ from classtrace.errors import ValidationError
 from classtrace.ids import NIL_UUID, is_uuid
 from classtrace.v1 import events_pb2 as pb
 from classtrace.validation import _uuids_ok, read_batch, read_event
-from tests.strategies import NOW, events, invalid_events
-from tests.unit.test_validation import BAD, GOOD, _at, make
+from tests.helpers.event_cases import BAD, GOOD, _at, make
+from tests.helpers.strategies import NOW, events, invalid_events
 
 AT_THE_LIMITS = {_at(300).__code__, _at(-7 * 86_400).__code__}  # read_batch may defer these
 

@@ -19,8 +19,8 @@ from classtrace.codec import varint
 from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.validation import read_event
-from tests.strategies import NOW, events, invalid_events
-from tests.unit.test_validation import BAD, GOOD, make
+from tests.helpers.event_cases import BAD, GOOD, make
+from tests.helpers.strategies import NOW, events, invalid_events
 from tests.unit.test_validation_batch import AT_THE_LIMITS
 
 

@@ -1,0 +1,53 @@
+"""In-memory stand-ins for the worker's Faust tables and outputs: the processor's unit-test seams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from classtrace.v1 import pipeline_pb2 as ppb
+
+
+class DictTable:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.writes = 0
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, partition: int, key: str, value: bytes | None) -> None:
+        self.writes += 1
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def iter_keys(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+
+class Sink:
+    """Outputs collected, the latest value per summary / window point (as ReplacingMergeTree keeps)."""
+
+    def __init__(self) -> None:
+        self.batches: list[ppb.MetricBatch] = []
+        self.dead: list[ppb.DeadLetter] = []
+
+    def metrics(self, key: bytes, value: bytes) -> None:
+        self.batches.append(ppb.MetricBatch.FromString(value))
+
+    def dead_letter(self, key: bytes | None, value: bytes) -> None:
+        self.dead.append(ppb.DeadLetter.FromString(value))
+
+    def final_summary(self) -> ppb.LessonSummary:
+        summaries = [s for b in self.batches for s in b.summaries]
+        latest = max(summaries, key=lambda s: s.version)
+        assert latest.final
+        return latest
+
+    def points(self) -> dict[tuple[int, str], float]:
+        latest: dict[tuple[int, str], float] = {}
+        for batch in self.batches:
+            for p in batch.points:
+                latest[(p.window_start.seconds, p.metric)] = p.value
+        return latest
