@@ -30,7 +30,6 @@ setup(
         )
         for name, source in (
             ("classtrace._wire", "classtrace/_wire.c"),
-            ("stream_processors._fold", "stream_processors/_fold.c"),
         )
     ]
 )

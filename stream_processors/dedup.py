@@ -11,8 +11,7 @@ the EdgeProducer persists its counter with the spool so a restarted device never
 one bitmap per device (``[base, high, bytearray]``, bit ``i`` for seq ``base + i``) holds them
 in a bit per seq — far less than a set of UUIDs (FIELD-NOTES: keep state values small). The base
 is a multiple of 8, so lowering it prepends whole bytes. Events without a seq (0) and seqs too
-far from the device's range fall back to an explicit set. The worker's C loop
-(stream_processors/_fold.c) works on these very objects with the same rules.
+far from the device's range fall back to an explicit set.
 """
 
 from __future__ import annotations

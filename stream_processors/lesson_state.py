@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from classtrace.codec import ms_to_ts
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
@@ -39,12 +40,6 @@ _HAND_RAISED = pb.LearningTrace.VERB_HAND_RAISED
 _NO_TIME = -1
 
 
-def _ms_to_ts(ms: int, ts: Any) -> None:
-    seconds, millis = divmod(ms, 1000)
-    ts.seconds = seconds
-    ts.nanos = millis * 1_000_000
-
-
 class LessonState:
     """Order-independent aggregates of one lesson plus the events already counted."""
 
@@ -55,6 +50,7 @@ class LessonState:
         "classroom_id",
         "end",
         "hand_raises",
+        "key",
         "latest_ms",
         "lesson_id",
         "meta",
@@ -69,6 +65,7 @@ class LessonState:
         self.classroom_id = classroom_id
         self.lesson_id = lesson_id
         self.school_id = school_id
+        self.key = self.key_of(classroom_id, lesson_id)
         # (occurred_ms, event_id) of the earliest STARTED / latest ENDED, or None
         self.start: tuple[int, str] | None = None
         self.end: tuple[int, str] | None = None
@@ -84,19 +81,37 @@ class LessonState:
 
     # --- updates --------------------------------------------------------------------------------
 
-    def count(self, device_id: str, seq: int, event_id: str, school_id: str, occurred: int) -> bool:
-        """Take a validated event of this lesson (occurred in ms); False when it was a duplicate.
+    @staticmethod
+    def key_of(classroom_id: str, lesson_id: str) -> str:
+        """The lesson's table key."""
+        return f"{classroom_id}/{lesson_id}"
 
-        The caller then adds the event's payload with one of the ``add_*`` methods, only on True.
-        Values come already read (classtrace.validation.read_event): with upb, reading a field
-        again costs about as much as the arithmetic done with it.
+    def count(self, device_id: str, seq: int, event_id: str, occurred: int) -> bool:
+        """Take an event of this lesson (occurred in ms); False when it was a duplicate.
+
+        On True the caller adds the event's payload with :meth:`add`.
         """
         if not self.seen.add(device_id, seq, event_id):
             return False
-        if not self.school_id:
-            self.school_id = school_id
         self.latest_ms = max(self.latest_ms, occurred)
         return True
+
+    def add(self, payload: str | None, event: pb.Event, occurred: int, occurred_ns: int) -> None:
+        """Add a counted event's payload to the aggregate it feeds (heartbeats feed none)."""
+        if payload == "trace":
+            trace = event.trace
+            self.add_trace(trace.correct, trace.student_id, trace.verb, trace.item_id, occurred_ns,
+                           event.event_id)  # fmt: skip
+        elif payload == "observation":
+            observation = event.observation
+            self.attention.add(observation.attentive, observation.present)
+        elif payload == "teaching":
+            teaching = event.teaching
+            self.add_teaching(teaching.kind, occurred, teaching.duration_ms)
+        elif payload == "lesson":
+            life = event.lesson
+            self.add_lifecycle(life.phase, occurred, event.event_id, life.teacher_id, life.subject,
+                               life.grade, life.enrolled)  # fmt: skip
 
     def add_trace(
         self,
@@ -187,9 +202,9 @@ class LessonState:
             st_codes=st.codes,
             enrolled=meta["enrolled"],
         )
-        _ms_to_ts(start_ms, out.started_at)
+        ms_to_ts(start_ms, out.started_at)
         if self.end is not None:
-            _ms_to_ts(self.end[0], out.ended_at)
+            ms_to_ts(self.end[0], out.ended_at)
         return out
 
     # --- persistence ----------------------------------------------------------------------------

@@ -8,35 +8,26 @@ holds changes that are not on their way to the changelog when a rebalance or tim
 Records are acknowledged by the caller only after this returns, hence at-least-once: after a
 crash the uncommitted records come again, and each value's own SeenEvents skips what it holds.
 
-Nearly every record is read, validated and counted by the C loop (``stream_processors._fold``,
-:meth:`Processor._fold_record`) on this processor's own state objects. A record it does not
-accept, or every record when it is not built or ``ProcessorConfig.native`` is False, goes
-through :meth:`Processor._apply_events`, the same loop in Python and the C loop's reference
-(tests/unit/test_fold.py): it takes rows of values already read and validated — by the C
-scanner (``classtrace.wire.scan_events``), else by ``classtrace.validation.read_event`` over
-the decoded record, which also gives the reasons of the events dead-lettered. Both find an
-event's window and lesson by comparing with the previous event's, since a record is one
-classroom's events, mostly in time order.
-
-Poison input is data (STYLE §7): an undecodable record, an invalid event, or an exception while
-applying a record becomes a ``DeadLetter`` and processing goes on — an exception escaping into
-Faust would hang the worker (FIELD-NOTES).
+Events on classtrace.events.v1 are trusted (docs/DESIGN.md §9): every writer validated them.
+The worker does not judge them again; it only guards against what it cannot read. A record
+that does not decode, has no key, or makes the processor raise becomes a ``DeadLetter`` and
+processing goes on — an exception escaping into Faust would hang the worker (FIELD-NOTES).
+Every formula lives in :mod:`stream_processors.metrics` and the state classes; this module
+only routes each event's fields to them (:meth:`Processor._apply_batch`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from classtrace.codec import decode_batch, set_ts_now
-from classtrace.errors import DecodeError, ValidationError
+from classtrace.errors import DecodeError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
-from classtrace.validation import read_event
-from classtrace.wire import EventRow, scan_events
 from stream_processors.lesson_state import LessonState
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.summaries import SummaryThrottle, summary_sink
@@ -46,25 +37,10 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 
 logger = logging.getLogger(__name__)
 
-try:
-    from stream_processors._fold import fold_events, window_outputs
-except ImportError:  # pragma: no cover - the build always compiles it (setup.py)
-    fold_events = window_outputs = None  # type: ignore[assignment]
-    logger.warning(
-        "stream_processors._fold is not built: the worker counts events in Python (several times "
-        "slower); reinstall with a C compiler and the Python headers (pip install -e .)"
-    )
-
 _MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (DESIGN §4)
 
 
-def _event(value: bytes | pb.Event) -> pb.Event:
-    """A lesson or heartbeat row's event: bytes from the C scanner (rare: decoded here)."""
-    return pb.Event.FromString(value) if value.__class__ is bytes else value  # type: ignore[arg-type,return-value]
-
-
-def _ms(ts: Any) -> int:
-    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
+_HAND_RAISING = pb.ClassObservation.BEHAVIOR_HAND_RAISING
 
 
 class StateTable(Protocol):
@@ -108,9 +84,6 @@ class ProcessorConfig:
     """Windows are kept (and a late event re-emits its window) this long after they end."""
     idle_lesson_s: float = 600.0
     """A finished lesson leaves memory after this long without events (its table value stays)."""
-    native: bool = True
-    """Count events with the C loop (stream_processors._fold) when it is built; False: the
-    Python loop, its reference (tests hold the two to the same results)."""
 
 
 @dataclass
@@ -147,8 +120,6 @@ class Processor:
         self._out = outputs
         self.config = config or ProcessorConfig()
         self._clock = clock
-        self._fold = fold_events if self.config.native else None
-        self._window_outputs = window_outputs if self.config.native else None
         self.stats = Stats()
         self._lessons: dict[str, LessonState] = {}
         self._windows: dict[str, WindowState] = {}
@@ -157,8 +128,8 @@ class Processor:
         # classroom → latest occurred_at (ms) seen: window lateness is measured in event time, so
         # a backfill or a simulator running in the past keeps its windows (wall clock would not).
         self._watermark: dict[str, int] = {}
-        self._dirty_lessons: set[str] = set()
-        self._dirty_windows: set[str] = set()
+        self._dirty_lessons: set[LessonState] = set()  # counted a new event since the last flush
+        self._dirty_windows: set[WindowState] = set()
         self._changed_devices: dict[str, set[str]] = {}
         self._summaries = SummaryThrottle(self.config.summary_interval_s)
         self._touched: dict[str, float] = {}  # lesson → wall time of its last event
@@ -193,188 +164,90 @@ class Processor:
 
     def _process_record(self, record: Record, now: float) -> None:
         value = record.value or b""
-        classroom = record.key.decode("utf-8", "replace") if record.key else None
-        rows: list[EventRow] | None = None
-        if classroom is not None:
-            self._partition[classroom] = record.partition
-            # Nearly every record: all events valid and the key's, read and counted in C. When
-            # the C loop refuses a record, so would the scanner: straight to the decode path.
-            if self._fold is not None:
-                if self._fold_record(classroom, value, now):
-                    return
-            else:
-                rows = scan_events(value, now, classroom)
-        batch: pb.EventBatch | None = None
-        if rows is None:
-            try:
-                batch = decode_batch(
-                    value, topic=record.topic, partition=record.partition, offset=record.offset
-                )
-            except DecodeError as exc:
-                self._dead_letter(record, str(exc), value, now)
-                return
-        if classroom is None:
-            self._dead_letter(record, "record has no key: events records are keyed by classroom_id",
+        try:
+            batch = decode_batch(value, topic=record.topic, partition=record.partition, offset=record.offset)
+        except DecodeError as exc:
+            self._dead_letter(record, str(exc), value, now)
+            return
+        if not record.key:
+            self._dead_letter(record, "record has no key: events records are keyed by classroom",
                               value, now)  # fmt: skip
             return
-        if batch is not None:
-            self._apply_events(classroom, self._read_events(record, classroom, batch.events, now))
-        elif rows is not None:
-            self._apply_events(classroom, rows)
+        classroom = record.key.decode("utf-8", "replace")
+        self._partition[classroom] = record.partition
+        self._apply_batch(classroom, batch.events)
 
-    def _fold_record(self, classroom: str, value: bytes, now: float) -> bool:
-        """The C loop over a record (stream_processors._fold); False: not accepted there."""
-        done = self._fold(  # type: ignore[misc]  # not None: checked by the caller
-            value, now, classroom, self._watermark.get(classroom, 0),
-            lambda start, mark: self._window_pair(classroom, start, mark),
-            lambda lesson_id: self._lesson_pair(classroom, lesson_id),
-            lambda: self._book_parts(classroom),
-            self._dirty_windows, self._dirty_lessons,
-        )  # fmt: skip
-        if done is None:
-            return False
-        counted, duplicates, late, mark = done
-        stats = self.stats
-        stats.events += counted
-        stats.duplicates += duplicates
-        stats.late_dropped += late
-        self._watermark[classroom] = mark
-        return True
+    def _apply_batch(self, classroom: str, events: Sequence[pb.Event]) -> None:
+        """Count one record's events: the worker's hot loop.
 
-    def _window_pair(self, classroom: str, start_ms: int, mark_ms: int) -> tuple[str, WindowState] | None:
-        window = self._window(classroom, start_ms, mark_ms)
-        return None if window is None else (f"{classroom}/{start_ms}", window)
-
-    def _lesson_pair(self, classroom: str, lesson_id: str) -> tuple[str, LessonState]:
-        key = f"{classroom}/{lesson_id}"
-        return key, self._lesson(key, classroom, lesson_id)
-
-    def _book_parts(self, classroom: str) -> tuple[dict[str, list[Any]], set[str], set[str]]:
-        """What the C loop updates for a heartbeat: the book's devices and offline set, and the
-        set of devices whose status is emitted at the flush (an empty one emits nothing)."""
-        book = self._book(classroom)
-        return book.devices, book.offline, self._changed_devices.setdefault(classroom, set())
-
-    def _take_heartbeat(
-        self,
-        classroom: str,
-        device_id: str,
-        occurred: int,
-        event_id: str,
-        school_id: str,
-        seen_ms: int,
-        interval_s: int,
-        battery_pct: float,
-        spool_depth: int,
-        device_kind: int,
-    ) -> bool:
-        book = self._book(classroom)
-        if not book.take(device_id, occurred, event_id, school_id, seen_ms, interval_s, battery_pct,
-                         spool_depth, device_kind):  # fmt: skip
-            return False
-        self._changed_devices.setdefault(classroom, set()).add(device_id)
-        return True
-
-    def _read_events(
-        self, record: Record, classroom: str, events: Iterable[pb.Event], now: float
-    ) -> Iterator[EventRow]:
-        """The rows of the events that pass; the others are dead-lettered with their reasons."""
-        for event in events:
-            try:
-                (payload, event_id, school_id, room, device_id, lesson_id, seconds, nanos,
-                 p0, p1, p2, p3) = read_event(event, now)  # fmt: skip
-            except ValidationError as exc:
-                self._dead_letter(record, str(exc), event.SerializeToString(), now, event)
-                continue
-            if room != classroom:
-                error = ValidationError("classroom_id", f"{room!r} differs from the record key {classroom!r}")
-                self._dead_letter(record, str(error), event.SerializeToString(), now, event)
-                continue
-            if payload == "trace":
-                p0 = p0.correct
-            elif payload in ("lesson", "heartbeat"):
-                p0, p1 = event, None
-            yield (payload, event_id, school_id, room, device_id, lesson_id, seconds, nanos, event.seq,
-                   p0, p1, p2, p3)  # fmt: skip
-
-    def _apply_events(self, classroom: str, rows: Iterable[EventRow]) -> None:
-        """Count one record's valid events: the worker's hot loop.
-
-        Rows come from the C scanner (``classtrace.wire.scan_events``) or, for a record it does
-        not accept, from :meth:`_read_events`, in the same shape. The window, lesson and device
-        book are looked up when they change from one event to the next, not per event: a record
-        holds one classroom's events, mostly in time order. Every event goes through each
-        aggregate's own dedup.
+        The window and lesson are looked up when they change from one event to the next, not
+        per event: a record holds one classroom's events, mostly in time order. Every event goes
+        through each aggregate's own dedup; its payload reaches the aggregates only when new.
         """
         stats = self.stats
         dirty_windows, dirty_lessons = self._dirty_windows, self._dirty_lessons
         window: WindowState | None = None
-        window_start = window_key = None
+        window_start = -1
         lesson: LessonState | None = None
-        lesson_id_now = lesson_key = ""
-        counted = duplicates = 0
+        lesson_now = ""
+        duplicates = 0
         mark = self._watermark.get(classroom, 0)
-        for (payload, event_id, school_id, _room, device_id, lesson_id, seconds, nanos, seq,
-             p0, p1, p2, p3) in rows:  # fmt: skip
-            counted += 1
+        for event in events:
+            ts = event.occurred_at
+            seconds, nanos = ts.seconds, ts.nanos
             occurred = seconds * 1000 + nanos // 1_000_000
             if occurred > mark:  # noqa: PLR1730 - cheaper than max() in the hot loop
                 mark = occurred
+            payload = event.WhichOneof("payload")
+            event_id, device_id, seq, lesson_id = event.event_id, event.device_id, event.seq, event.lesson_id
             start = occurred - occurred % WINDOW_MS
             if start != window_start:
-                window_start, window_key = start, f"{classroom}/{start}"
-                window = self._window(classroom, start, mark)
+                window_start = start
+                window = self._window(classroom, start, mark, event.school_id)
             fresh = False
             if window is None:
                 stats.late_dropped += 1
-            elif window.count(device_id, seq, event_id, school_id, lesson_id):
-                dirty_windows.add(window_key)  # type: ignore[arg-type]  # set with window_start
+            elif window.count(device_id, seq, event_id, lesson_id):
+                dirty_windows.add(window)
                 fresh = True
                 if payload == "observation":
-                    window.observe(p0, p1, p2)
+                    window.observe(event.observation)
             if lesson_id:
-                if lesson_id != lesson_id_now or lesson is None:
-                    lesson_id_now, lesson_key = lesson_id, f"{classroom}/{lesson_id}"
-                    lesson = self._lesson(lesson_key, classroom, lesson_id)
-                if lesson.count(device_id, seq, event_id, school_id, occurred):
-                    dirty_lessons.add(lesson_key)
+                if lesson is None or lesson_id != lesson_now:
+                    lesson_now = lesson_id
+                    lesson = self._lesson(classroom, lesson_id, event.school_id)
+                if lesson.count(device_id, seq, event_id, occurred):
+                    dirty_lessons.add(lesson)
                     fresh = True
-                    if payload == "trace":
-                        lesson.add_trace(p0, p1, p2, p3, seconds * 1_000_000_000 + nanos, event_id)
-                    elif payload == "observation":
-                        lesson.attention.add(p1, p0)
-                    elif payload == "teaching":
-                        lesson.add_teaching(p0, occurred, p1)
-                    elif payload == "lesson":
-                        life = _event(p0).lesson
-                        lesson.add_lifecycle(life.phase, occurred, event_id, life.teacher_id, life.subject,
-                                             life.grade, life.enrolled)  # fmt: skip
+                    lesson.add(payload, event, occurred, seconds * 1_000_000_000 + nanos)
             if payload == "heartbeat":
-                event = _event(p0)
-                hb = event.heartbeat
-                seen = _ms(event.received_at) if event.HasField("received_at") else occurred
-                fresh |= self._take_heartbeat(
-                    classroom, device_id, occurred, event_id, school_id, seen,
-                    hb.interval_s, hb.battery_pct, hb.spool_depth, event.device_kind,
-                )  # fmt: skip
+                fresh |= self._take_heartbeat(classroom, event, occurred)
             if not fresh:
                 duplicates += 1
         self._watermark[classroom] = mark
-        stats.events += counted
+        stats.events += len(events)
         stats.duplicates += duplicates
+
+    def _take_heartbeat(self, classroom: str, event: pb.Event, occurred: int) -> bool:
+        book = self._book(classroom)
+        if not book.take(event, occurred):
+            return False
+        self._changed_devices.setdefault(classroom, set()).add(event.device_id)
+        return True
 
     # --- state lookup ---------------------------------------------------------------------------
 
-    def _lesson(self, key: str, classroom: str, lesson_id: str) -> LessonState:
+    def _lesson(self, classroom: str, lesson_id: str, school_id: str) -> LessonState:
+        key = LessonState.key_of(classroom, lesson_id)
         state = self._lessons.get(key)
         if state is None:
             raw = self._tables[0].get(key)
-            state = LessonState.from_bytes(raw) if raw else LessonState(classroom, lesson_id)
+            state = LessonState.from_bytes(raw) if raw else LessonState(classroom, lesson_id, school_id)
             self._lessons[key] = state
         return state
 
-    def _window(self, classroom: str, start_ms: int, mark_ms: int) -> WindowState | None:
-        key = f"{classroom}/{start_ms}"
+    def _window(self, classroom: str, start_ms: int, mark_ms: int, school_id: str) -> WindowState | None:
+        key = WindowState.key_of(classroom, start_ms)
         state = self._windows.get(key)
         if state is None:
             raw = self._tables[1].get(key)
@@ -383,7 +256,7 @@ class Processor:
             elif start_ms + WINDOW_MS < mark_ms - self.config.window_retention_s * 1000:
                 return None  # evicted: a fresh partial point would replace the complete one
             else:
-                state = WindowState(classroom, start_ms)
+                state = WindowState(classroom, start_ms, school_id)
             self._windows[key] = state
         return state
 
@@ -407,48 +280,32 @@ class Processor:
                 found = batches[classroom] = ppb.MetricBatch()
             return found
 
-        points: dict[str, list[bytes]] = {}  # classroom → MetricBatch points as wire bytes
-        outputs = self._window_outputs
-        for key in self._dirty_windows:
-            window = self._windows[key]
+        partition = self._partition
+        for window in self._dirty_windows:
             room = window.classroom_id
-            written = outputs(window) if outputs is not None else None  # the same, in C
-            if written is not None:
-                windows.put(self._partition[room], key, written[0])
-                points.setdefault(room, []).append(written[1])
-            else:
-                windows.put(self._partition[room], key, window.to_bytes())
-                window.add_points(batch_of(room))
-        for key in self._dirty_lessons:
-            lesson = self._lessons[key]
-            lessons.put(self._partition[lesson.classroom_id], key, lesson.to_bytes())
+            windows.put(partition[room], window.key, window.to_bytes())
+            window.add_points(batch_of(room))
+        for lesson in self._dirty_lessons:
+            key = lesson.key
+            lessons.put(partition[lesson.classroom_id], key, lesson.to_bytes())
             self._touched[key] = now
             if self._summaries.changed(key, lesson, now, summary_sink(batch_of, lesson.classroom_id)):
                 self.stats.summaries += 1
         now_ms = int(now * 1000)
         for classroom, changed in self._changed_devices.items():
-            if not changed:  # the C loop asked for the book, but took no heartbeat
-                continue
             book = self._books[classroom]
             devices.put(self._partition[classroom], classroom, book.to_bytes())
             batch_of(classroom).devices.extend(book.status(d, now_ms) for d in sorted(changed))
         self._dirty_windows.clear()
         self._dirty_lessons.clear()
         self._changed_devices.clear()
-        self._send(batches, points)
+        self._send(batches)
         if now >= self._next_sweep:
             self._next_sweep = now + 10.0
             self._sweep(now)
 
-    def _send(
-        self, batches: dict[str, ppb.MetricBatch], points: dict[str, list[bytes]] | None = None
-    ) -> None:
-        """One MetricBatch per classroom. ``points`` (field 1 entries, wire bytes) go first: the
-        value is then the bytes upb writes for the same message (fields in number order)."""
-        for classroom, wire in (points or {}).items():
-            batch = batches.pop(classroom, None)
-            rest = batch.SerializeToString() if batch is not None else b""
-            self._out.metrics(classroom.encode(), b"".join(wire) + rest)
+    def _send(self, batches: dict[str, ppb.MetricBatch]) -> None:
+        """One MetricBatch record per classroom, keyed by it."""
         for classroom, batch in batches.items():
             self._out.metrics(classroom.encode(), batch.SerializeToString())
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from classtrace.codec import ms_to_ts, ts_to_ms
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
@@ -25,12 +26,6 @@ __all__ = ["DeviceBook", "WindowState"]
 _HAND_RAISING = pb.ClassObservation.BEHAVIOR_HAND_RAISING
 
 
-def _ms_to_ts(ms: int, ts: Any) -> None:
-    seconds, millis = divmod(ms, 1000)
-    ts.seconds = seconds
-    ts.nanos = millis * 1_000_000
-
-
 class WindowState:
     """One classroom's 10 s tumbling window."""
 
@@ -39,6 +34,7 @@ class WindowState:
         "classroom_id",
         "events",
         "hands",
+        "key",
         "lessons",
         "observations",
         "school_id",
@@ -49,6 +45,7 @@ class WindowState:
     def __init__(self, classroom_id: str, start_ms: int, school_id: str = "") -> None:
         self.classroom_id = classroom_id
         self.start_ms = start_ms
+        self.key = self.key_of(classroom_id, start_ms)
         self.school_id = school_id
         self.events = 0
         self.observations = 0
@@ -57,22 +54,27 @@ class WindowState:
         self.lessons: set[str] = set()
         self.seen = SeenEvents()
 
-    def count(self, device_id: str, seq: int, event_id: str, school_id: str, lesson_id: str) -> bool:
-        """Count a validated event of this window; False for a duplicate (values already read)."""
+    @staticmethod
+    def key_of(classroom_id: str, start_ms: int) -> str:
+        """The window's table key."""
+        return f"{classroom_id}/{start_ms}"
+
+    def count(self, device_id: str, seq: int, event_id: str, lesson_id: str) -> bool:
+        """Count an event of this window; False for a duplicate (nothing changes then)."""
         if not self.seen.add(device_id, seq, event_id):
             return False
-        if not self.school_id:
-            self.school_id = school_id
         self.events += 1
         if lesson_id:
             self.lessons.add(lesson_id)
         return True
 
-    def observe(self, present: int, attentive: int, counts: dict[int, int]) -> None:
-        """Add a counted observation (``counts``: behaviour → count, as validation read them)."""
+    def observe(self, observation: pb.ClassObservation) -> None:
+        """Add a counted camera frame: its attention, and its HAND_RAISING count."""
         self.observations += 1
-        self.attention.add(attentive, present)
-        self.hands += counts.get(_HAND_RAISING, 0)
+        self.attention.add(observation.attentive, observation.present)
+        for count in observation.counts:
+            if count.behavior == _HAND_RAISING:
+                self.hands += count.count
 
     def add_points(self, batch: ppb.MetricBatch) -> None:
         """Append the window's metric_points to ``batch``: events; attention_rate and hand_raising
@@ -137,29 +139,22 @@ class DeviceBook:
         self.devices: dict[str, list[Any]] = {}
         self.offline: set[str] = set()  # alerted; not persisted (an alert may repeat after restart)
 
-    def take(
-        self,
-        device_id: str,
-        occurred: int,
-        event_id: str,
-        school_id: str,
-        seen_ms: int,
-        interval_s: int,
-        battery_pct: float,
-        spool_depth: int,
-        device_kind: int,
-    ) -> bool:
-        """Take a validated heartbeat if it is the device's latest; True if it was.
+    def take(self, event: pb.Event, occurred: int) -> bool:
+        """Take a heartbeat event if it is the device's latest; True if it was.
 
-        ``occurred`` is its occurred_at and ``seen_ms`` its received_at (the ingest clock,
-        comparable with ours), both in ms; a record produced straight to Kafka may lack
-        received_at, then the caller passes occurred and the device clock has to do.
+        ``occurred`` is its occurred_at in ms. Offline is judged on its received_at (the ingest
+        clock, comparable with ours); a record produced straight to Kafka may lack received_at,
+        and then the device clock has to do.
         """
+        device_id, event_id = event.device_id, event.event_id
         current = self.devices.get(device_id)
         if current is not None and (current[0], current[1]) >= (occurred, event_id):
             return False
+        seen_ms = ts_to_ms(event.received_at) if event.HasField("received_at") else occurred
+        beat = event.heartbeat
         self.devices[device_id] = [
-            occurred, event_id, seen_ms, interval_s, battery_pct, spool_depth, device_kind, school_id,
+            occurred, event_id, seen_ms, beat.interval_s, beat.battery_pct, beat.spool_depth,
+            event.device_kind, event.school_id,
         ]  # fmt: skip
         self.offline.discard(device_id)
         return True
@@ -177,7 +172,7 @@ class DeviceBook:
             battery_pct=battery,
             spool_depth=spool,
         )
-        _ms_to_ts(occurred, out.last_heartbeat)
+        ms_to_ts(occurred, out.last_heartbeat)
         return out
 
     def newly_offline(self, now_ms: int) -> list[str]:

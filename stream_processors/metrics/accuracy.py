@@ -34,7 +34,7 @@ class FirstAttempts:
     A lesson is written to its changelog after every batch that counts one of its events, and
     its summary computed every second, but its first attempts rarely change once students have
     answered: their JSON and their result are kept until the next change. Whatever writes
-    ``attempts`` clears ``_cache`` (:meth:`offer`, and stream_processors._fold's loop).
+    ``attempts`` clears ``_cache`` (:meth:`offer` is the only writer).
     """
 
     __slots__ = ("_cache", "attempts")

@@ -46,7 +46,12 @@ def test_reference_summary_is_plausible(reference):
     s = reference.final_summary()
     assert s.st_samples == 20  # 10 minutes / 30 s
     assert len(s.st_codes) == 20 and set(s.st_codes) <= {"S", "T"}
-    assert s.teaching_mode in {"lecture", "practice", "dialogue", "mixed"}
+    # DESIGN §7's rule, read off the figures the summary reports
+    rt, ch = s.st_rt, s.st_ch
+    assert s.teaching_mode == (
+        "practice" if rt <= 0.3 else "lecture" if rt >= 0.7 else "dialogue" if ch >= 0.4 else "mixed"
+    )
+    assert s.st_rt == s.st_codes.count("T") / 20
     assert 0.5 < s.attention_rate <= 1.0
     assert s.participation_rate == pytest.approx(30 / 40, abs=0.2)
     assert s.answers > 0 and 0 < s.answer_accuracy <= 1
@@ -86,24 +91,19 @@ def test_table_writes_are_per_batch_not_per_event():
     assert windows.writes == len(windows.data)  # each window once
 
 
-def test_poison_is_dead_lettered_and_the_stream_goes_on(reference):
-    bad = LESSON[3].__deepcopy__()
-    bad.event_id = "not-a-uuid"
-    other_room = LESSON[4].__deepcopy__()
-    other_room.classroom_id = "room-999"
-    values = [b"\xff\x00garbage", pb.EventBatch(events=[bad, other_room]).SerializeToString()]
-    values += chunks(LESSON, 50)
+def test_unreadable_records_are_dead_lettered_and_the_stream_goes_on(reference):
+    # Events on the topic are trusted (every writer validated them, docs/DESIGN.md §9): the
+    # worker only guards against what it cannot read — bytes that are no EventBatch, a record
+    # without a key — and goes on counting the rest exactly.
+    values = [b"\xff\x00garbage", *chunks(LESSON, 50)]
     proc, _tables, sink = make()
     proc.process_records(records(values))
-    proc.process_records([Record("classtrace.events.v1", 0, 99, None, values[2])])
+    proc.process_records([Record("classtrace.events.v1", 0, 99, None, values[1])])
     errors = [d.error for d in sink.dead]
-    assert len(errors) == 4
-    assert "not a EventBatch" in errors[0] or "EventBatch" in errors[0]
-    assert errors[1].startswith("event_id")
-    assert "differs from the record key" in errors[2]
-    assert "no key" in errors[3]
+    assert len(errors) == 2
+    assert "EventBatch" in errors[0] and sink.dead[0].offset == 0
+    assert "no key" in errors[1] and sink.dead[1].offset == 99
     assert all(d.source == "worker" for d in sink.dead)
-    assert sink.dead[1].event_id == "not-a-uuid" and sink.dead[0].offset == 0
     assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
 
 
