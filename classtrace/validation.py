@@ -1,10 +1,15 @@
-"""The event rules of DESIGN §4, shared by every entry point (SDK, gateway, Kafka consumers).
+"""The event rules of DESIGN §4: their one home, for every way onto classtrace.events.v1.
 
-One implementation, so an event the edge accepts is never rejected downstream for a different
-reason. It runs on the hot path (hundreds of thousands of events/s): patterns are precompiled,
-ids already seen valid are memoised, the cheap checks come first, nothing is built for a valid
-event (messages only for a rejected one), and each field is read once — with upb, reading a
-field costs more than checking it.
+The SDK and the gateway validate every event here before it is written, so an event the edge
+accepts is never judged differently elsewhere; readers of the topic (the worker, the sink) trust
+it and guard only against bytes they cannot decode. Each rule is written once, in the reader of
+the part of the event it is about: :func:`read_event` reads the envelope (ids, device_kind,
+occurred_at), then hands the payload to its reader (``_read_trace``, ``_read_observation``, …).
+:func:`read_batch` and the other entry points below only call read_event.
+
+It runs on the ingest hot path: patterns are precompiled, ids already seen valid are memoised,
+the cheap checks come first, nothing is built for a valid event (messages only for a rejected
+one), and each field is read once — with upb, reading a field costs more than checking it.
 
 A rejection is a :class:`~classtrace.errors.ValidationError` whose ``field`` is the dotted path of
 the offending field and whose ``reason`` says what was expected and what was found; it travels
@@ -16,17 +21,14 @@ events; ``teacher_id`` on PHASE_STARTED; ``item_id`` on VERB_ANSWERED (answer ac
 item); the nil UUID is refused as an event id (a producer stuck on it would collapse every event
 into one); a behaviour may appear once per observation. ``received_at`` is not checked: a device's
 value is ignored and overwritten at ingest. ``seq`` is not checked (ordering is the consumers').
-``trace.knowledge_points`` are free text and not checked (see ``_check_trace``).
+``trace.knowledge_points`` are free text and not checked (see ``_read_trace``).
 """
 
 from __future__ import annotations
 
-import binascii
 import math
-import operator
 import re
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -70,10 +72,6 @@ _MAX_FUTURE_S = MAX_FUTURE.total_seconds()
 _MAX_AGE_S = MAX_AGE.total_seconds()
 _MIN_DELTA = -_MAX_AGE_S
 _INF = math.inf
-_MAX_FLOAT = sys.float_info.max
-_ISNAN = math.isnan
-_A2B_HEX = binascii.a2b_hex
-_NIL_LINE = NIL_UUID + "\n"
 _MAX_NANOS = 999_999_999
 _PSEUDONYM_RULE = (
     "must be a pseudonym 'ps_' + 32 lowercase hex (computed on the device); "
@@ -160,22 +158,17 @@ def _pseudonym_ok(value: str) -> bool:
     return value in _OK_PSEUDONYMS or _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, value)
 
 
-# --- rules: check each field once and hand back what was read ------------------------------------
+# --- rules: each lives once, in the reader of the part of the event it is about -------------------
 # With upb a field read costs more than the check made on it, and the worker needs most of the
-# fields validation reads: read_event returns them so nothing is read twice.
-
-EventFields = tuple[str, str, str, str, str, str, int, int, Any, Any, Any, Any]
-"""What :func:`read_event` returns: ``(payload, event_id, school_id, classroom_id, device_id,
-lesson_id, occurred_at.seconds, occurred_at.nanos, p0, p1, p2, p3)``; see read_event for p0…p3."""
-
-_NO_PAYLOAD = "exactly one payload is required (lesson, teaching, observation, trace or heartbeat), got none"
+# fields validation reads: read_event returns them so nothing is read twice. read_event reads the
+# envelope, then hands the payload to its reader; every rule is in exactly one of these functions.
 
 
-def read_event(event: pb.Event, now_s: float) -> EventFields:
-    """Validate ``event`` against the receiver clock ``now_s`` (epoch seconds); return its fields.
+class EventFields(NamedTuple):
+    """What :func:`read_event` returns: the envelope fields and the payload values it read.
 
-    Raises ValidationError at the first rule broken: envelope rules first, then the payload's.
-    ``payload`` is the oneof's name and p0…p3 are the payload values the rules read:
+    A tuple, so ``payload, event_id, …, p3 = read_event(…)`` unpacks it. ``p0``…``p3`` depend on
+    ``payload``:
 
     - ``trace``: the LearningTrace, student_id, verb, item_id
     - ``observation``: present, attentive, ``{behavior: count}``, None
@@ -183,91 +176,76 @@ def read_event(event: pb.Event, now_s: float) -> EventFields:
     - ``lesson``: the LessonLifecycle, phase, None, None
     - ``heartbeat``: the DeviceHeartbeat, None, None, None
     """
-    # Inlined membership tests: this runs for every event, and a call costs as much as a lookup.
+
+    payload: str
+    event_id: str
+    school_id: str
+    classroom_id: str
+    device_id: str
+    lesson_id: str
+    seconds: int
+    """occurred_at.seconds"""
+    nanos: int
+    """occurred_at.nanos"""
+    p0: Any
+    p1: Any
+    p2: Any
+    p3: Any
+
+
+PayloadValues = tuple[Any, Any, Any, Any]
+"""``(p0, p1, p2, p3)`` of :class:`EventFields`, as a payload reader returns them."""
+
+_NO_PAYLOAD = "exactly one payload is required (lesson, teaching, observation, trace or heartbeat), got none"
+
+
+def read_event(event: pb.Event, now_s: float) -> EventFields:
+    """Validate ``event`` against the receiver clock ``now_s`` (epoch seconds); return its fields.
+
+    Raises ValidationError at the first rule broken: envelope rules first (ids, device_kind,
+    occurred_at), then the payload's. ``payload`` is the oneof's name; see :class:`EventFields`.
+    """
+    eid, school, classroom, device, lesson_id = _read_envelope(event)
+    seconds, nanos = _read_occurred_at(event, now_s)
+    payload = event.WhichOneof("payload")
+    if payload is None:
+        raise ValidationError("payload", _NO_PAYLOAD)
+    p0, p1, p2, p3 = _PAYLOAD_READERS[payload](event)
+    return EventFields(payload, eid, school, classroom, device, lesson_id, seconds, nanos, p0, p1, p2, p3)
+
+
+def _read_envelope(event: pb.Event) -> tuple[str, str, str, str, str]:
+    """event_id, school_id, classroom_id, device_id, lesson_id — after their rules and device_kind's."""
     eid = event.event_id
     if _UUID_MATCH(eid) is None or eid == NIL_UUID:
         raise _bad_event_id(eid)
     school = event.school_id
-    if school not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, school):
+    if not _id_ok(school):
         raise _bad_id("school_id", school)
     classroom = event.classroom_id
-    if classroom not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, classroom):
+    if not _id_ok(classroom):
         raise _bad_id("classroom_id", classroom)
     device = event.device_id
-    if device not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, device):
+    if not _id_ok(device):
         raise _bad_id("device_id", device)
     lesson_id = event.lesson_id
-    if lesson_id and lesson_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, lesson_id):
+    if lesson_id and not _id_ok(lesson_id):
         raise _bad_id("lesson_id", lesson_id)
     kind = event.device_kind
     if kind not in _DEVICE_KINDS:
         raise _bad_enum("device_kind", kind, "DEVICE_KIND_UNSPECIFIED")
+    return eid, school, classroom, device, lesson_id
+
+
+def _read_occurred_at(event: pb.Event, now_s: float) -> tuple[int, int]:
+    """occurred_at's seconds and nanos, within [now - MAX_AGE, now + MAX_FUTURE] of ``now_s``."""
     # An unset occurred_at reads as 1970 and fails the window: HasField only on the error path.
     ts = event.occurred_at
     seconds, nanos = ts.seconds, ts.nanos
     delta = seconds + nanos * 1e-9 - now_s
     if not _MIN_DELTA <= delta <= _MAX_FUTURE_S or not 0 <= nanos <= _MAX_NANOS:
         raise _bad_occurred_at(event, delta)
-    payload = event.WhichOneof("payload")
-    # The two payloads of nearly every event (answers, camera frames) are checked inline.
-    if payload == "trace":
-        trace = event.trace
-        student_id = trace.student_id
-        if student_id not in _OK_PSEUDONYMS and not _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, student_id):
-            raise ValidationError("trace.student_id", _PSEUDONYM_RULE)  # never echo the value
-        verb = trace.verb
-        if verb not in _VERBS:
-            raise _bad_enum("trace.verb", verb, "VERB_UNSPECIFIED")
-        item_id = trace.item_id
-        if item_id:
-            if item_id not in _OK_IDS and not _learn(_OK_IDS, _ID_MATCH, item_id):
-                raise _bad_id("trace.item_id", item_id)
-        elif verb == _ANSWERED:
-            raise ValidationError("trace.item_id", f"must be set for VERB_ANSWERED ({_ID_RULE})")
-        context = trace.context
-        if context not in _CONTEXTS:
-            raise ValidationError("trace.context", f"unknown enum value {context}")
-        score = trace.score
-        if not 0.0 <= score < _INF:
-            raise ValidationError("trace.score", f"must be a finite number ≥ 0, got {score:g}")
-        # knowledge_points are free text and not checked: reading a repeated field costs more
-        # than all the other trace rules together, and the gateway's 1 MiB body limit bounds them.
-        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos,
-                trace, student_id, verb, item_id)  # fmt: skip
-    if payload == "observation":
-        obs = event.observation
-        present = obs.present
-        if present > MAX_PRESENT:
-            raise ValidationError("observation.present", f"{present} exceeds {MAX_PRESENT}")
-        attentive = obs.attentive
-        if attentive > present:
-            raise ValidationError("observation.attentive", f"{attentive} exceeds present {present}")
-        counts: dict[int, int] = {}
-        for i, item in enumerate(obs.counts):
-            behavior = item.behavior
-            if behavior not in _BEHAVIORS:
-                raise _bad_enum(f"observation.counts[{i}].behavior", behavior, "BEHAVIOR_UNSPECIFIED")
-            count = item.count
-            if count > present:
-                raise ValidationError(f"observation.counts[{i}].count", f"{count} exceeds present {present}")
-            if behavior in counts:
-                name = pb.ClassObservation.Behavior.Name(behavior)
-                raise ValidationError(f"observation.counts[{i}].behavior", f"{name} is counted twice")
-            counts[behavior] = count
-        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos,
-                present, attentive, counts, None)  # fmt: skip
-    if payload == "teaching":
-        p0, p1 = _read_teaching(event.teaching)
-        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos, p0, p1, None, None)
-    if payload == "lesson":
-        lesson = event.lesson
-        phase = _read_lesson(lesson, lesson_id)
-        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos, lesson, phase, None, None)
-    if payload == "heartbeat":
-        hb = event.heartbeat
-        _read_heartbeat(hb)
-        return (payload, eid, school, classroom, device, lesson_id, seconds, nanos, hb, None, None, None)
-    raise ValidationError("payload", _NO_PAYLOAD)
+    return seconds, nanos
 
 
 def _bad_event_id(eid: str) -> ValidationError:
@@ -295,9 +273,58 @@ def _bad_occurred_at(event: pb.Event, delta: float) -> ValidationError:
     )
 
 
-def _read_lesson(lesson: pb.LessonLifecycle, lesson_id: str) -> int:
-    if not lesson_id:
+def _read_trace(event: pb.Event) -> tuple[pb.LearningTrace, str, int, str]:
+    trace = event.trace
+    student_id = trace.student_id
+    if not _pseudonym_ok(student_id):
+        raise ValidationError("trace.student_id", _PSEUDONYM_RULE)  # never echo the value
+    verb = trace.verb
+    if verb not in _VERBS:
+        raise _bad_enum("trace.verb", verb, "VERB_UNSPECIFIED")
+    item_id = trace.item_id
+    if item_id:
+        if not _id_ok(item_id):
+            raise _bad_id("trace.item_id", item_id)
+    elif verb == _ANSWERED:
+        raise ValidationError("trace.item_id", f"must be set for VERB_ANSWERED ({_ID_RULE})")
+    context = trace.context
+    if context not in _CONTEXTS:
+        raise ValidationError("trace.context", f"unknown enum value {context}")
+    score = trace.score
+    if not 0.0 <= score < _INF:
+        raise ValidationError("trace.score", f"must be a finite number ≥ 0, got {score:g}")
+    # knowledge_points are free text and not checked: reading a repeated field costs more
+    # than all the other trace rules together, and the gateway's 1 MiB body limit bounds them.
+    return trace, student_id, verb, item_id
+
+
+def _read_observation(event: pb.Event) -> tuple[int, int, dict[int, int], None]:
+    obs = event.observation
+    present = obs.present
+    if present > MAX_PRESENT:
+        raise ValidationError("observation.present", f"{present} exceeds {MAX_PRESENT}")
+    attentive = obs.attentive
+    if attentive > present:
+        raise ValidationError("observation.attentive", f"{attentive} exceeds present {present}")
+    counts: dict[int, int] = {}
+    for i, item in enumerate(obs.counts):
+        behavior = item.behavior
+        if behavior not in _BEHAVIORS:
+            raise _bad_enum(f"observation.counts[{i}].behavior", behavior, "BEHAVIOR_UNSPECIFIED")
+        count = item.count
+        if count > present:
+            raise ValidationError(f"observation.counts[{i}].count", f"{count} exceeds present {present}")
+        if behavior in counts:
+            name = pb.ClassObservation.Behavior.Name(behavior)
+            raise ValidationError(f"observation.counts[{i}].behavior", f"{name} is counted twice")
+        counts[behavior] = count
+    return present, attentive, counts, None
+
+
+def _read_lesson(event: pb.Event) -> tuple[pb.LessonLifecycle, int, None, None]:
+    if not event.lesson_id:
         raise ValidationError("lesson_id", "must be set on a lesson lifecycle event")
+    lesson = event.lesson
     phase = lesson.phase
     if phase not in _PHASES:
         raise _bad_enum("lesson.phase", phase, "PHASE_UNSPECIFIED")
@@ -313,10 +340,11 @@ def _read_lesson(lesson: pb.LessonLifecycle, lesson_id: str) -> int:
         raise _too_long("lesson.grade", lesson.grade)
     if lesson.enrolled > MAX_PRESENT:
         raise ValidationError("lesson.enrolled", f"{lesson.enrolled} exceeds {MAX_PRESENT}")
-    return phase
+    return lesson, phase, None, None
 
 
-def _read_teaching(teaching: pb.TeachingBehavior) -> tuple[int, int]:
+def _read_teaching(event: pb.Event) -> tuple[int, int, None, None]:
+    teaching = event.teaching
     kind = teaching.kind
     if kind not in _KINDS:
         raise _bad_enum("teaching.kind", kind, "KIND_UNSPECIFIED")
@@ -331,10 +359,11 @@ def _read_teaching(teaching: pb.TeachingBehavior) -> tuple[int, int]:
     confidence = teaching.confidence
     if not 0.0 <= confidence <= 1.0:  # also refuses NaN
         raise _out_of_range("teaching.confidence", confidence, 0, 1)
-    return kind, duration
+    return kind, duration, None, None
 
 
-def _read_heartbeat(hb: pb.DeviceHeartbeat) -> None:
+def _read_heartbeat(event: pb.Event) -> tuple[pb.DeviceHeartbeat, None, None, None]:
+    hb = event.heartbeat
     if not 0 < hb.interval_s <= MAX_HEARTBEAT_INTERVAL_S:
         raise ValidationError(
             "heartbeat.interval_s",
@@ -346,18 +375,20 @@ def _read_heartbeat(hb: pb.DeviceHeartbeat) -> None:
         raise _out_of_range("heartbeat.cpu_pct", hb.cpu_pct, 0, 100)
     if len(hb.firmware) > MAX_TEXT:
         raise _too_long("heartbeat.firmware", hb.firmware)
+    return hb, None, None, None
 
 
-# --- batches: the same rules, one field at a time -----------------------------------------------
-# For decoded batches: the gateway's path for JSON requests and for requests the C wire scanner
-# (classtrace.wire) does not accept. Per event, read_event costs ~3 µs: about
-# half is upb field reads, the rest the Python around each check. read_batch reads each field of
-# all events in one comprehension and checks whole columns — distinct ids once, enums by set
-# inclusion, ranges by min/max, the event ids as one string — so that Python is paid per batch.
-# It only ever *accepts*: when an event may break a rule, or sits where a column check does not
-# decide (within a second of the occurred_at window), it answers None and the caller validates
-# per event with read_event, whose errors, reasons and precedence stay the only ones. A
-# differential test holds read_batch to read_event (tests/unit/test_validation_batch.py).
+_PAYLOAD_READERS: dict[str, Callable[[pb.Event], PayloadValues]] = {
+    "trace": _read_trace,
+    "observation": _read_observation,
+    "teaching": _read_teaching,
+    "lesson": _read_lesson,
+    "heartbeat": _read_heartbeat,
+}
+"""The reader of each member of Event's ``payload`` oneof (a test checks none is missing)."""
+
+
+# --- batches -------------------------------------------------------------------------------------
 
 
 class BatchIds(NamedTuple):
@@ -368,149 +399,24 @@ class BatchIds(NamedTuple):
     device_ids: set[str]
 
 
-def read_batch(events: Sequence[pb.Event], now_s: float) -> BatchIds | None:
+def read_batch(events: Iterable[pb.Event], now_s: float) -> BatchIds | None:
     """Whether every event of ``events`` passes every rule at ``now_s``; its distinct ids if so.
 
-    None means "not shown here": some event may break a rule, or lies within a second of the
-    ``occurred_at`` limits. Then validate each event with :func:`read_event` for the verdicts.
-    Whenever it returns ids, read_event would have returned for every event. ``events`` should
-    be a list: each field is one pass over it (a upb repeated field re-creates its items).
+    :func:`read_event` on each event, nothing more: None means some event broke a rule, and
+    read_event on each event says which and why.
     """
-    if not events:
-        return BatchIds(set(), set(), set())
-    if not _uuids_ok([ev.event_id for ev in events]):
-        return None
-    schools = {ev.school_id for ev in events}
-    classrooms = {ev.classroom_id for ev in events}
-    devices = {ev.device_id for ev in events}
-    lessons = {ev.lesson_id for ev in events}
-    lessons.discard("")  # optional outside lessons
-    if not (_ids_ok(schools) and _ids_ok(classrooms) and _ids_ok(devices) and _ids_ok(lessons)):
-        return None
-    if not {ev.device_kind for ev in events} <= _DEVICE_KINDS:
-        return None
-    stamps = [ev.occurred_at for ev in events]
-    seconds = [ts.seconds for ts in stamps]
-    nanos = [ts.nanos for ts in stamps]
-    # read_event judges seconds + nanos·1e-9, which lies in [seconds, seconds + 1): when both ends
-    # of every event are inside the window, so is the event. Float rounding is monotonic, so
-    # read_event's own arithmetic lands inside too. An unset occurred_at reads 0 and fails here.
-    if min(seconds) - now_s < _MIN_DELTA or max(seconds) + 1 - now_s > _MAX_FUTURE_S:
-        return None
-    if min(nanos) < 0 or max(nanos) > _MAX_NANOS:
-        return None
-    traces: list[pb.LearningTrace] = []
-    observations: list[pb.ClassObservation] = []
-    teachings: list[pb.TeachingBehavior] = []
-    others: list[pb.Event] = []
-    for ev, payload in zip(events, [ev.WhichOneof("payload") for ev in events], strict=True):
-        if payload == "trace":
-            traces.append(ev.trace)
-        elif payload == "observation":
-            observations.append(ev.observation)
-        elif payload == "teaching":
-            teachings.append(ev.teaching)
-        elif payload is None:
-            return None
-        else:
-            others.append(ev)
-    if traces and not _traces_ok(traces):
-        return None
-    if observations and not _observations_ok(observations):
-        return None
-    if teachings and not _teachings_ok(teachings):
-        return None
-    for ev in others:  # lesson lifecycle and heartbeats are rare: the per-event rules as they are
-        try:
-            read_event(ev, now_s)
-        except ValidationError:
-            return None
-    return BatchIds(schools, classrooms, devices)
-
-
-def _ids_ok(values: set[str]) -> bool:
-    return values <= _OK_IDS or all(map(_id_ok, values))
-
-
-def _uuids_ok(event_ids: list[str]) -> bool:
-    """Every id a canonical, non-nil UUID — one string for the batch instead of a regex each.
-
-    ``joined`` is each id followed by a newline. If it is 37 characters per id, has newlines at
-    every 37th position and dashes at the four UUID columns of each block, and removing all
-    dashes and newlines leaves 32 hex digits per id, then no id holds a dash or newline
-    elsewhere: each is 36 characters, dashes at 8, 13, 18, 23, hex digits around them.
-    """
-    n = len(event_ids)
-    if not n:
-        return True
-    joined = "\n".join(event_ids) + "\n"
-    if len(joined) != 37 * n or joined[36::37] != "\n" * n:
-        return False
-    dashes = "-" * n
-    if not joined[8::37] == joined[13::37] == joined[18::37] == joined[23::37] == dashes:
-        return False
-    digits = joined.replace("-", "").replace("\n", "")
-    if len(digits) != 32 * n:
-        return False
+    schools: set[str] = set()
+    classrooms: set[str] = set()
+    devices: set[str] = set()
     try:
-        _A2B_HEX(digits)  # hex digits only (either case); anything else, non-ASCII too, raises
-    except ValueError:  # binascii.Error is a ValueError
-        return False
-    return _NIL_LINE not in joined  # a match can only be a whole block: newlines end blocks
-
-
-def _within(values: list[float], low: float, high: float) -> bool:
-    """All of ``values`` in [low, high]; a NaN anywhere makes the sum NaN (min/max may skip it)."""
-    return low <= min(values) and max(values) <= high and not _ISNAN(sum(values))
-
-
-def _traces_ok(traces: list[pb.LearningTrace]) -> bool:
-    students = {t.student_id for t in traces}
-    if not students <= _OK_PSEUDONYMS and not all(
-        _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, s) for s in students
-    ):
-        return False
-    verbs = [t.verb for t in traces]
-    if not set(verbs) <= _VERBS:
-        return False
-    items = [t.item_id for t in traces]
-    distinct = set(items)
-    if "" in distinct:
-        distinct.discard("")
-        if _ANSWERED in {verb for verb, item in zip(verbs, items, strict=True) if not item}:
-            return False
-    if not _ids_ok(distinct) or not {t.context for t in traces} <= _CONTEXTS:
-        return False
-    return _within([t.score for t in traces], 0.0, _MAX_FLOAT)  # finite and ≥ 0
-
-
-def _observations_ok(observations: list[pb.ClassObservation]) -> bool:
-    presents = [o.present for o in observations]
-    if max(presents) > MAX_PRESENT:
-        return False
-    if not all(map(operator.le, [o.attentive for o in observations], presents)):
-        return False
-    for obs, present in zip(observations, presents, strict=True):
-        seen = 0  # behaviours counted so far, as bits (known behaviours are small numbers)
-        for item in obs.counts:
-            behavior = item.behavior
-            if behavior not in _BEHAVIORS or item.count > present or seen >> behavior & 1:
-                return False
-            seen |= 1 << behavior
-    return True
-
-
-def _teachings_ok(teachings: list[pb.TeachingBehavior]) -> bool:
-    if not {t.kind for t in teachings} <= _KINDS:
-        return False
-    teachers = {t.teacher_id for t in teachings}
-    teachers.discard("")  # optional: a camera may not know who teaches
-    if not _ids_ok(teachers):
-        return False
-    durations = [t.duration_ms for t in teachings]
-    if min(durations) <= 0 or max(durations) > MAX_DURATION_MS:
-        return False
-    return _within([t.confidence for t in teachings], 0.0, 1.0)
+        for event in events:
+            fields = read_event(event, now_s)
+            schools.add(fields.school_id)
+            classrooms.add(fields.classroom_id)
+            devices.add(fields.device_id)
+    except ValidationError:
+        return None
+    return BatchIds(schools, classrooms, devices)
 
 
 # --- public API -----------------------------------------------------------------------------------

@@ -1,21 +1,27 @@
-"""Every rule of DESIGN §4: its good case passes, its bad case fails naming field and reason."""
+"""Every rule of DESIGN §4: its good case passes, its bad case fails naming field and reason;
+read_event returns what it read (property tests over generated events)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
 
 from classtrace.errors import ValidationError
+from classtrace.v1 import events_pb2 as pb
 from classtrace.validation import (
+    _PAYLOAD_READERS,
     MAX_BATCH_EVENTS,
+    EventFields,
     check_batch_size,
     check_event,
+    read_event,
     split_events,
     validate_event,
 )
 from tests.helpers.event_cases import BAD, GOOD, _at, make
-from tests.helpers.strategies import NOW
+from tests.helpers.strategies import NOW, events, invalid_events
 
 
 @pytest.mark.parametrize(("kind", "mutate"), [(k, m) for k, m, _ in GOOD], ids=[i for *_, i in GOOD])
@@ -84,3 +90,42 @@ def test_batch_size_limit():
     check_batch_size(MAX_BATCH_EVENTS)
     with pytest.raises(ValidationError, match="1001 events exceed the limit of 1000"):
         check_batch_size(MAX_BATCH_EVENTS + 1)
+
+
+def test_every_payload_has_a_reader():
+    payloads = {f.name for f in pb.Event.DESCRIPTOR.oneofs_by_name["payload"].fields}
+    assert set(_PAYLOAD_READERS) == payloads
+
+
+@settings(max_examples=300)
+@given(events())
+def test_read_event_returns_the_fields_it_read(event):
+    fields = read_event(event, NOW)
+    assert isinstance(fields, EventFields) and len(fields) == 12
+    payload, eid, school, classroom, device, lesson, seconds, nanos, p0, p1, p2, p3 = fields
+    assert payload == fields.payload == event.WhichOneof("payload")
+    envelope = (event.event_id, event.school_id, event.classroom_id, event.device_id, event.lesson_id)
+    assert (eid, school, classroom, device, lesson) == envelope
+    assert (seconds, nanos) == (event.occurred_at.seconds, event.occurred_at.nanos)
+    expected = {
+        "trace": lambda: (event.trace, event.trace.student_id, event.trace.verb, event.trace.item_id),
+        "observation": lambda: (
+            event.observation.present,
+            event.observation.attentive,
+            {c.behavior: c.count for c in event.observation.counts},
+            None,
+        ),
+        "teaching": lambda: (event.teaching.kind, event.teaching.duration_ms, None, None),
+        "lesson": lambda: (event.lesson, event.lesson.phase, None, None),
+        "heartbeat": lambda: (event.heartbeat, None, None, None),
+    }[payload]()
+    assert (p0, p1, p2, p3) == expected
+
+
+@settings(max_examples=500)
+@given(invalid_events())
+def test_a_broken_rule_is_named_by_its_field(case):
+    event, field = case
+    with pytest.raises(ValidationError) as info:
+        read_event(event, NOW)
+    assert info.value.field == field
