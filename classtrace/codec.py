@@ -32,9 +32,15 @@ __all__ = [
     "decode_message",
     "encode_batch",
     "ms_to_ts",
+    "ns_to_ts",
+    "seconds_to_ts",
     "set_ts_now",
+    "split_ns",
+    "timestamp_field_bytes",
     "ts_to_datetime",
     "ts_to_ms",
+    "ts_to_ns",
+    "ts_to_seconds",
     "varint",
 ]
 
@@ -160,11 +166,52 @@ def ms_to_ts(ms: int, ts: Timestamp | None = None) -> Timestamp:
     return out
 
 
+def split_ns(ns: int) -> tuple[int, int]:
+    """Epoch nanoseconds as a Timestamp's ``(seconds, nanos)`` (floor: nanos ≥ 0 before 1970)."""
+    return divmod(ns, 1_000_000_000)
+
+
+def ns_to_ts(ns: int, ts: Timestamp | None = None) -> Timestamp:
+    """Set ``ts`` (or a new Timestamp) to epoch nanoseconds ``ns`` and return it."""
+    out = Timestamp() if ts is None else ts
+    out.seconds, out.nanos = divmod(ns, 1_000_000_000)
+    return out
+
+
+def ts_to_ns(ts: Timestamp) -> int:
+    """Epoch nanoseconds of a Timestamp."""
+    return ts.seconds * 1_000_000_000 + ts.nanos
+
+
+def seconds_to_ts(seconds: float, ts: Timestamp | None = None) -> Timestamp:
+    """Set ``ts`` (or a new Timestamp) to epoch seconds ``seconds`` (a float clock, as
+    ``time.time()``; nanoseconds as ``int(seconds * 1e9)``) and return it."""
+    return ns_to_ts(int(seconds * 1e9), ts)
+
+
+def ts_to_seconds(ts: Timestamp) -> float:
+    """Epoch seconds of a Timestamp as a float (the receiver clocks' unit)."""
+    return ts.seconds + ts.nanos * 1e-9
+
+
 def set_ts_now(ts: Timestamp, now_ns: int | None = None) -> None:
     """Stamp ``ts`` with the current time (or ``now_ns`` epoch nanoseconds), e.g. received_at."""
-    seconds, nanos = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
-    ts.seconds = seconds
-    ts.nanos = nanos
+    ns_to_ts(time.time_ns() if now_ns is None else now_ns, ts)
+
+
+def timestamp_field_bytes(number: int, ns: int) -> bytes:
+    """A message holding only Timestamp field ``number`` = epoch ``ns``, encoded by hand with
+    *both* of its fields written even when 0.
+
+    Merged into a parsed message (``MergeFromString``) it sets that field in one upb call,
+    cheaper than reaching the submessage and assigning. Proto3 encoders leave out zero fields,
+    and a merge keeps what a field absent from the merged bytes had, so writing both is what
+    makes the merge overwrite a previous value entirely (e.g. a device's ``received_at``).
+    Needs ``ns ≥ 0`` (varints of negative seconds are not written here).
+    """
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    inner = b"\x08" + varint(seconds) + b"\x10" + varint(nanos)
+    return varint(number << 3 | 2) + varint(len(inner)) + inner
 
 
 def ts_to_datetime(ts: Timestamp) -> datetime:

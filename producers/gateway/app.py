@@ -34,7 +34,7 @@ from classtrace.topics import DEADLETTER, DEVICES, EVENTS
 from classtrace.validation import MAX_BATCH_EVENTS
 from producers.errors import TransportError
 from producers.gateway.auth import Authenticator, DeviceDirectory
-from producers.gateway.ingest import accept_wire, judge
+from producers.gateway.ingest import judge
 from producers.gateway.metrics import GatewayMetrics
 from producers.gateway.publisher import AsyncPublisher
 
@@ -108,21 +108,15 @@ class Gateway:
         if body is None:
             return self._error(413, f"body larger than {self.config.max_body_bytes} bytes")
         now_ns = time.time_ns()
-        # The common case, read from the wire in C: all valid, all the token's own (ingest.py).
-        verdict = accept_wire(body, binding, now_ns) if ctype != JSON_TYPE else None
-        if verdict is None:
-            try:
-                batch = decode_batch(body) if ctype != JSON_TYPE else batch_from_json(body)
-                n_events = len(batch.events)  # upb decodes lazily: a malformed event fails here
-            except DecodeError as exc:
-                return self._error(400, f"undecodable body: {exc}")
-        else:
-            n_events = verdict.accepted
+        try:
+            batch = decode_batch(body) if ctype != JSON_TYPE else batch_from_json(body)
+            n_events = len(batch.events)  # upb decodes lazily: a malformed event fails here
+        except DecodeError as exc:
+            return self._error(400, f"undecodable body: {exc}")
         if n_events > self.config.max_events:
             limit = self.config.max_events
             return self._error(413, f"{n_events} events exceed the limit of {limit} per request")
-        if verdict is None:
-            verdict = judge(batch, binding, now_ns)
+        verdict = judge(batch, binding, now_ns)
         publish, key, config = self.publisher.publish, binding.classroom_id, self.config
         futures = [publish(config.deadletter_topic, letter, key) for letter in verdict.dead_letters]
         if verdict.value is not None:

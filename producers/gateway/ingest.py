@@ -1,32 +1,47 @@
-"""The per-request core of ``POST /v1/events``: tenant binding, validation, stamping, dead letters.
+"""The per-request core of ``POST /v1/events``: device kind, tenant binding, validation, stamping.
 
 Pure and synchronous (no I/O), so it is tested directly and costs only what it must per event.
-A protobuf request is first offered to the C wire scanner (:func:`accept_wire`): when every
-event passes and carries the token's ids — nearly every request — the record to publish is the
-request's own bytes with ``received_at`` replaced, and nothing is decoded. Otherwise (and for
-JSON) :func:`judge` decodes: the shared validation on the whole batch at once (``read_batch``,
-whose distinct ids make the token-binding check three set comparisons) and one
-``MergeFromString`` of per-request bytes for ``received_at``; a request with a rejected event
-falls back to per-event verdicts (``read_event``), whose reasons are the only ones. Rejected
-events are cut out of the decoded batch in place, and the batch is serialised once: one
-``EventBatch`` record per request (DESIGN §5).
+Every request is decoded once with upb and judged by :func:`judge`; the rules themselves are
+:mod:`classtrace.validation`'s and nowhere else (one home per rule).
+
+1. **Device kind** (DESIGN §4): an event that leaves ``device_kind`` unset gets the kind the
+   device was registered with, *before* validation; a known kind that differs from the
+   registration is rejected. One set comprehension decides the common case (every event already
+   carries the registered kind).
+2. **Validation and binding**, the common case first: the whole batch at once
+   (``read_batch``, one pass per field), whose distinct ids make the token-binding check three
+   set comparisons. A request with any rejected event falls back to per-event verdicts
+   (``read_event``), whose reasons are the only ones; a binding mismatch (ids, then kind) wins
+   over a rule broken by the same event.
+3. **Stamping**: every accepted event's ``received_at`` is overwritten with the receiver clock
+   by one ``MergeFromString`` of a few hand-encoded bytes (the device's value never survives).
+4. Rejected events are cut out of the decoded batch in place and the batch is serialised once:
+   one ``EventBatch`` record per request (DESIGN §5). Unknown fields are dropped first (DESIGN §4,
+   privacy: "unknown fields are dropped at the edge"), so the record holds only schema fields.
+
+Cost, on a load-test request of 100 events: ~1.3 µs an event around validation (decode 0.3,
+dropping unknown fields 0.4, stamping 0.15, serialising 0.25, the kind check 0.1), plus
+``read_event``'s own ~3–4 µs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from classtrace.codec import varint
+from classtrace.codec import split_ns, timestamp_field_bytes
 from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import read_batch, read_event
-from classtrace.wire import accept_bound
 from producers.gateway.auth import Binding
 
-__all__ = ["SOURCE", "Verdict", "accept_wire", "judge"]
+__all__ = ["SOURCE", "Verdict", "judge"]
 
 SOURCE = "gateway"  # DeadLetter.source
+
+_UNSET_KIND = pb.DEVICE_KIND_UNSPECIFIED
+_KNOWN_KINDS = frozenset(v for _, v in pb.DeviceKind.items() if v)
+_RECEIVED_AT = pb.Event.DESCRIPTOR.fields_by_name["received_at"].number
 
 
 @dataclass(slots=True)
@@ -50,93 +65,125 @@ def _mismatch(field: str, got: str, bound: str, what: str) -> ValidationError:
     )
 
 
-def _binding_error(ev: pb.Event, binding: Binding) -> ValidationError:
+def _kind_name(kind: int) -> str:
+    return pb.DeviceKind.Name(kind)  # type: ignore[arg-type]  # only ever called on known kinds
+
+
+def _binding_error(ev: pb.Event, binding: Binding) -> ValidationError | None:
+    """Why ``ev`` is not the token's to write (ids first, then the registered kind), or None."""
     if ev.school_id != binding.school_id:
         return _mismatch("school_id", ev.school_id, binding.school_id, "school")
     if ev.classroom_id != binding.classroom_id:
         return _mismatch("classroom_id", ev.classroom_id, binding.classroom_id, "classroom")
-    return _mismatch("device_id", ev.device_id, binding.device_id, "device")
+    if ev.device_id != binding.device_id:
+        return _mismatch("device_id", ev.device_id, binding.device_id, "device")
+    kind, registered = ev.device_kind, binding.device_kind
+    if registered and kind != registered and kind in _KNOWN_KINDS:
+        # An unknown kind number is left to validation ("unknown enum value"), an unset one was
+        # filled from the registration (fill_device_kind).
+        return ValidationError(
+            "device_kind",
+            f"{_kind_name(kind)} is not the kind {_kind_name(registered)} device "
+            f"{binding.device_id!r} is registered as (leave device_kind unset to use the registration)",
+        )
+    return None
 
 
-_RECEIVED_AT = pb.Event.DESCRIPTOR.fields_by_name["received_at"].number
+def _received_at_bytes(now_ns: int) -> bytes:
+    """An ``Event`` holding only ``received_at`` = ``now_ns``: merged into a parsed event, it
+    overwrites both fields of the device's value in one upb call (see
+    :func:`classtrace.codec.timestamp_field_bytes`)."""
+    return timestamp_field_bytes(_RECEIVED_AT, now_ns)
 
 
-def _received_at_bytes(seconds: int, nanos: int) -> bytes:
-    """An ``Event`` holding only ``received_at``, encoded by hand with *both* fields explicit.
+def fill_device_kind(items: list[pb.Event], binding: Binding) -> tuple[set[int], bool]:
+    """Give every event of ``items`` that leaves ``device_kind`` unset the registered kind.
 
-    Merged into a parsed event it sets received_at in one upb call, cheaper than reaching the
-    submessage and assigning or copying into it. Proto3 encoders leave out zero fields, and a
-    merge keeps what a field absent from the merged bytes had, so ``nanos`` (or ``seconds``) is
-    written even when 0: a device's value never survives the stamp.
+    Returns the indexes filled (so a dead letter can show the event as received) and whether
+    some event names a kind the binding check must look at (a known kind other than the
+    registered one). A registration without a kind fills nothing and checks nothing: the events'
+    own kinds stand, and validation judges them.
     """
-    inner = b"\x08" + varint(seconds) + b"\x10" + varint(nanos)
-    return varint(_RECEIVED_AT << 3 | 2) + varint(len(inner)) + inner
-
-
-def accept_wire(body: bytes, binding: Binding, now_ns: int) -> Verdict | None:
-    """The verdict on a protobuf ``body`` whose every event passes and is the token's; else None.
-
-    None means "not shown here" (a rule may be broken, an id may not be the token's, the bytes
-    may be unusual): decode the body and :func:`judge` it. An empty batch accepts nothing.
-    """
-    got = accept_bound(body, now_ns / 1e9, binding.school_id, binding.classroom_id, binding.device_id, now_ns)
-    if got is None:
-        return None
-    n, stamped = got
-    return Verdict(n, stamped if n else None)
+    registered = binding.device_kind
+    if not registered:
+        return set(), False
+    kinds = {ev.device_kind for ev in items}
+    if len(kinds) == 1 and registered in kinds:
+        return set(), False  # the common case: every event carries its registered kind
+    filled: set[int] = set()
+    if _UNSET_KIND in kinds:
+        for i, ev in enumerate(items):
+            if ev.device_kind == _UNSET_KIND:
+                ev.device_kind = registered
+                filled.add(i)
+    kinds.discard(_UNSET_KIND)
+    kinds.discard(registered)
+    return filled, not kinds.isdisjoint(_KNOWN_KINDS)
 
 
 def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:
     """Split ``batch`` against the token's ``binding`` and the rules of DESIGN §4 at ``now_ns``.
 
-    Accepted events get ``received_at`` = ``now_ns`` (the device's value is overwritten).
-    ``batch`` is modified: rejected events are removed from it.
-
-    The whole batch is validated first (``read_batch``, one pass per field); when every event
-    passes and carries the token's ids — the common case — the events are stamped and the batch
-    serialised as it is. Otherwise each event gets its verdict from ``read_event``, whose ids
-    make the binding check three comparisons; a binding mismatch still wins over a rule broken by
-    the same event (it is checked first on the error path), so the verdicts are unchanged.
+    Accepted events get ``received_at`` = ``now_ns`` (the device's value is overwritten) and,
+    when they leave it unset, the registered ``device_kind``. ``batch`` is modified: unknown
+    fields are dropped and rejected events removed from it.
     """
     now_s = now_ns / 1e9
-    seconds, nanos = divmod(now_ns, 1_000_000_000)
-    stamp = _received_at_bytes(seconds, nanos)
+    stamp = _received_at_bytes(now_ns)
     school, classroom, device = binding.school_id, binding.classroom_id, binding.device_id
+    batch.DiscardUnknownFields()
     events = batch.events
     items = list(events)  # one wrapper per event, kept for every pass below
-    ids = read_batch(items, now_s)
+    filled, other_kinds = fill_device_kind(items, binding)
+    ids = None if other_kinds else read_batch(items, now_s)
     if (
         ids is not None
-        and ids.school_ids == {school}
-        and ids.classroom_ids == {classroom}
-        and (ids.device_ids == {device})
+        and ids.school_ids <= {school}  # an empty batch has no ids
+        and ids.classroom_ids <= {classroom}
+        and ids.device_ids <= {device}
     ):
         for ev in items:  # every event valid and the token's own: the common case
             ev.MergeFromString(stamp)  # overwrites both fields of the device's received_at
-        return Verdict(len(items), batch.SerializeToString())
+        return Verdict(len(items), batch.SerializeToString() if items else None)
     bad: list[tuple[int, pb.Event, ValidationError]] = []
     for i, ev in enumerate(items):
-        try:
-            fields = read_event(ev, now_s)
-        except ValidationError as exc:
-            if ev.school_id == school and ev.classroom_id == classroom and ev.device_id == device:
-                bad.append((i, ev, exc))
-            else:
-                bad.append((i, ev, _binding_error(ev, binding)))
-            continue
-        if fields[2] == school and fields[3] == classroom and fields[4] == device:
-            ev.MergeFromString(stamp)  # overwrites both fields of the device's received_at
+        error = _binding_error(ev, binding)
+        if error is None:
+            try:
+                read_event(ev, now_s)
+            except ValidationError as exc:
+                error = exc
+        if error is None:
+            ev.MergeFromString(stamp)
         else:
-            bad.append((i, ev, _binding_error(ev, binding)))
+            bad.append((i, ev, error))
+    return _split(batch, bad, filled, school, now_ns)
+
+
+def _split(
+    batch: pb.EventBatch,
+    bad: list[tuple[int, pb.Event, ValidationError]],
+    filled: set[int],
+    school: str,
+    now_ns: int,
+) -> Verdict:
+    """The verdict on a batch with per-event results: dead letters for ``bad``, the rest published."""
+    events = batch.events
     if not bad:
         return Verdict(len(events), batch.SerializeToString() if len(events) else None)
+    seconds, nanos = split_ns(now_ns)
     verdict = Verdict(0, None)
     for i, ev, error in bad:
-        raw = ev.SerializeToString()
+        if i in filled:
+            ev.device_kind = _UNSET_KIND  # the dead letter keeps the event as received
         verdict.rejected.append({"index": i, "event_id": ev.event_id, "error": str(error)})
         verdict.rejected_fields.append(error.field)
         letter = ppb.DeadLetter(
-            source=SOURCE, error=str(error), raw=raw, event_id=ev.event_id[:64], school_id=school
+            source=SOURCE,
+            error=str(error),
+            raw=ev.SerializeToString(),
+            event_id=ev.event_id[:64],
+            school_id=school,
         )
         letter.received_at.seconds = seconds
         letter.received_at.nanos = nanos

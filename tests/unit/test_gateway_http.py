@@ -19,7 +19,7 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from producers.errors import TransportError
 from producers.gateway.app import GatewayConfig, build_app
 from producers.gateway.auth import Binding, StaticDirectory
-from producers.gateway.ingest import accept_wire, judge
+from producers.gateway.ingest import judge
 from tests.helpers.strategies import NOW, events
 
 # starlette's TestClient warns that it prefers httpx2; httpx is what the project ships.
@@ -228,15 +228,90 @@ def test_fuzz_random_json_never_crash(client, doc):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(events(now=NOW), min_size=1, max_size=20))
-def test_the_wire_fast_path_publishes_what_judge_would(batch):
-    """Bytes accepted in C become the same record as the decoding path makes of them."""
+def test_judge_publishes_the_stamped_request(batch):
+    """A request whose every event is valid and the token's becomes one record: the same events,
+    each with received_at = the receiver clock (the device's value overwritten, zeros included)."""
     for ev in batch:
         ev.school_id, ev.classroom_id = BINDING.school_id, BINDING.classroom_id
         ev.device_id = BINDING.device_id
+        ev.received_at.seconds, ev.received_at.nanos = 7, 9
     body = encode_batch(pb.EventBatch(events=batch))
-    now_ns = int(NOW * 1e9)
-    fast = accept_wire(body, BINDING, now_ns)
-    slow = judge(decode_batch(body), BINDING, now_ns)
-    assert fast is not None and fast.value is not None and slow.value is not None
-    assert fast.accepted == slow.accepted == len(batch)
-    assert decode_batch(fast.value) == decode_batch(slow.value)
+    binding = Binding(BINDING.school_id, BINDING.classroom_id, BINDING.device_id)  # no registered kind
+    now_ns = int(NOW * 1e9) // 10**9 * 10**9  # nanos 0: a stamp must still clear the device's 9
+    verdict = judge(decode_batch(body), binding, now_ns)
+    assert verdict.accepted == len(batch) and verdict.rejected == [] and verdict.value is not None
+    expected = []
+    for ev in batch:
+        ev.received_at.seconds, ev.received_at.nanos = now_ns // 10**9, 0
+        expected.append(ev)
+    assert decode_batch(verdict.value) == pb.EventBatch(events=expected)
+
+
+def test_unknown_fields_are_dropped(client, publisher):
+    sent = event()
+    raw = sent.SerializeToString() + b"\xf8\x07\x01"  # field 127, varint: not in the schema
+    assert post(client, b"\x0a" + bytes([len(raw)]) + raw).json() == {"accepted": 1, "rejected": []}
+    (written,) = publisher.on("ev")
+    sent.received_at.CopyFrom(decode_batch(written).events[0].received_at)
+    assert written == encode_batch([sent])  # the event as sent, stamped, and nothing else
+
+
+# -- device kind: filled from the registration when unset, a different one rejected (DESIGN §4) --
+
+
+def test_unset_device_kind_is_filled_from_the_registration(client, publisher):
+    unset = event(device_kind=pb.DEVICE_KIND_UNSPECIFIED)
+    r = post(client, encode_batch([unset, event()]))
+    assert r.status_code == 200 and r.json() == {"accepted": 2, "rejected": []}
+    (written,) = publisher.on("ev")
+    got = decode_batch(written).events
+    assert [e.event_id for e in got] == [unset.event_id, got[1].event_id]
+    assert [e.device_kind for e in got] == [pb.DEVICE_KIND_TABLET, pb.DEVICE_KIND_TABLET]
+    assert publisher.on("dl") == []
+
+
+def test_unset_device_kind_is_filled_in_json_too(client, publisher):
+    body = batch_to_json(pb.EventBatch(events=[event(device_kind=pb.DEVICE_KIND_UNSPECIFIED)]))
+    assert b"deviceKind" not in body and b"device_kind" not in body  # proto3 JSON omits it
+    assert post(client, body, "application/json").json() == {"accepted": 1, "rejected": []}
+    (written,) = publisher.on("ev")
+    assert decode_batch(written).events[0].device_kind == pb.DEVICE_KIND_TABLET
+
+
+def test_a_kind_other_than_the_registered_one_is_rejected_the_rest_lands(client, publisher):
+    good, unset = event(), event(device_kind=pb.DEVICE_KIND_UNSPECIFIED)
+    camera = event(device_kind=pb.DEVICE_KIND_CAMERA)
+    body = post(client, encode_batch([good, camera, unset])).json()
+    assert body["accepted"] == 2
+    assert body["rejected"] == [
+        {
+            "index": 1,
+            "event_id": camera.event_id,
+            "error": "device_kind: DEVICE_KIND_CAMERA is not the kind DEVICE_KIND_TABLET device 'tab-1' "
+            "is registered as (leave device_kind unset to use the registration)",
+        }
+    ]
+    (written,) = publisher.on("ev")
+    got = decode_batch(written).events
+    assert [e.event_id for e in got] == [good.event_id, unset.event_id]
+    assert {e.device_kind for e in got} == {pb.DEVICE_KIND_TABLET}
+    (letter,) = [ppb.DeadLetter.FromString(v) for v in publisher.on("dl")]
+    assert pb.Event.FromString(letter.raw) == camera and letter.error == body["rejected"][0]["error"]
+    assert 'classtrace_gateway_events_rejected_total{reason="device_kind"} 1.0' in client.get("/metrics").text
+
+
+def test_a_rejected_event_whose_kind_was_filled_is_dead_lettered_as_received(client, publisher):
+    bad = event(device_kind=pb.DEVICE_KIND_UNSPECIFIED, event_id="not-a-uuid")
+    body = post(client, encode_batch([bad])).json()
+    assert body["accepted"] == 0 and body["rejected"][0]["error"].startswith("event_id: must be a UUID")
+    (letter,) = [ppb.DeadLetter.FromString(v) for v in publisher.on("dl")]
+    assert pb.Event.FromString(letter.raw) == bad  # device_kind still unset, as the device sent it
+
+
+def test_without_a_registered_kind_the_events_own_kinds_stand():
+    binding = Binding("sch-A", "room-1", "tab-1")  # registered before kinds were recorded
+    camera, unset = event(device_kind=pb.DEVICE_KIND_CAMERA), event(device_kind=pb.DEVICE_KIND_UNSPECIFIED)
+    verdict = judge(pb.EventBatch(events=[camera, unset]), binding, time.time_ns())
+    assert verdict.accepted == 1 and verdict.value is not None
+    assert [e.device_kind for e in decode_batch(verdict.value).events] == [pb.DEVICE_KIND_CAMERA]
+    assert verdict.rejected[0]["error"].startswith("device_kind: must be set")
