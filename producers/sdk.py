@@ -33,17 +33,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from classtrace.codec import datetime_to_ts
+from classtrace.codec import datetime_to_ts, seconds_to_ts, split_ns
 from classtrace.errors import ValidationError
 from classtrace.ids import is_pseudonym, pseudonymise
 from classtrace.v1 import events_pb2 as pb
 from classtrace.validation import read_event
-from classtrace.wire import count_valid
 from producers.backoff import Backoff
 from producers.sender import Sender
 from producers.spool.base import NewChunk, Spool
@@ -55,6 +54,7 @@ __all__ = ["EdgeProducer", "ProducerStats"]
 logger = logging.getLogger(__name__)
 
 CHUNK_EVENTS = 250  # events per spool row: big enough to amortise SQLite, small to pack freely
+_UNSET_KIND = pb.DEVICE_KIND_UNSPECIFIED
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,9 @@ class EdgeProducer:
     (``capacity`` and ``durable`` then apply, see :mod:`producers.spool.sqlite`).
     ``background`` starts a sender thread; without it, call :meth:`flush` or :meth:`drain_once`.
     ``drain_events`` bounds one drain (it is packed into records of ≤ 1000 events).
+    ``device_kinds`` (device id → DeviceKind) fills ``device_kind`` where an event leaves it
+    unset, as the gateway does from a device's registration; without an entry, an unset kind is
+    rejected by validation as before (a producer writing to Kafka directly has no registry).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class EdgeProducer:
         backoff: Backoff | None = None,
         drain_events: int = 5000,
         clock: Callable[[], float] = time.time,
+        device_kinds: Mapping[str, pb.DeviceKind.ValueType] | None = None,
     ) -> None:
         self.school_id = school_id
         self.classroom_id = classroom_id
@@ -107,6 +111,7 @@ class EdgeProducer:
         self.transport = transport
         self._owns_transport = owns_transport
         self._clock = clock
+        self._device_kinds = dict(device_kinds or {})
         self._seqs = self.spool.last_seqs()
         self._pseudonyms: dict[tuple[str, str], str] = {}
         self._id_pool: list[str] = []
@@ -153,90 +158,71 @@ class EdgeProducer:
         the call was spooled and no seq was used up.
 
         Column by column over the call, as lean as upb allows (a field read costs about as much
-        as a check): the envelope, reading only what it completes; one serialisation per event
-        (the spool row holds the bytes the sender ships, so nothing is re-encoded); and
-        validation of those bytes at once by the C wire scanner (:mod:`classtrace.wire`) — an
-        event that fails is then found with ``read_event``, for its exact reason. The common
-        cases (ids already pseudonymised or seen, one device) are lookups.
+        as a check): the envelope, reading only what it completes (:meth:`_complete`); one
+        serialisation per event (the spool row holds the bytes the sender ships, so nothing is
+        re-encoded); validation with :func:`classtrace.validation.read_event`, the rules every
+        entry point applies. The common cases (ids already pseudonymised or seen, one device)
+        are lookups.
         """
         batch = events if isinstance(events, list) else list(events)
         if not batch:
             return []
         now = float(self._clock())
-        now_s, now_n = divmod(int(now * 1e9), 1_000_000_000)
         with self._append_lock:
-            n = len(batch)
-            # The envelope, one field at a time over the call: a upb read costs ~70 ns.
-            ids = [ev.event_id for ev in batch]
-            if "" in ids:
-                pool = self._id_pool
-                for i, ev in enumerate(batch):
-                    if not ids[i]:
-                        if not pool:
-                            pool.extend(_event_ids(max(256, n - i)))
-                        ev.event_id = ids[i] = pool.pop()
-            schools = [ev.school_id for ev in batch]
-            if "" in schools:
-                for i, ev in enumerate(batch):
-                    if not schools[i]:
-                        ev.school_id = schools[i] = self.school_id
-            classrooms = [ev.classroom_id for ev in batch]
-            if "" in classrooms:
-                for i, ev in enumerate(batch):
-                    if not classrooms[i]:
-                        ev.classroom_id = classrooms[i] = self.classroom_id
-            for ev in batch:
-                if not ev.HasField("occurred_at"):
-                    occurred = ev.occurred_at
-                    occurred.seconds = now_s
-                    occurred.nanos = now_n
-                if ev.HasField("received_at"):
-                    ev.ClearField("received_at")  # stamped at ingest
-            devices = [ev.device_id for ev in batch]
-            last_seqs = self._seqs
-            seqs: dict[str, int] = {}
-            for ev, device in zip(batch, devices, strict=True):
-                seq = seqs.get(device) or last_seqs.get(device, 0)
-                seqs[device] = ev.seq = seq + 1
-            payloads = [ev.WhichOneof("payload") for ev in batch]
-            if "trace" in payloads:
-                pseudonyms = self._pseudonyms
-                for ev, school, payload in zip(batch, schools, payloads, strict=True):
-                    if payload == "trace":
-                        trace = ev.trace
-                        student = trace.student_id
-                        if student:
-                            pseudonym = pseudonyms.get((school, student))
-                            if pseudonym is None:
-                                pseudonym = self._pseudonym_of(school, student)
-                            if pseudonym != student:
-                                trace.student_id = pseudonym
-            try:
-                items = [_ITEM_PREFIXES[len(b)] + b for b in map(_SERIALIZE, batch)]
-            except IndexError:  # an event of 16 KiB or more: a longer length prefix
-                items = [_as_batch_item(b) for b in map(_SERIALIZE, batch)]
-            # The items joined are the call's EventBatch: judged from the wire in C, and only
-            # when that does not accept, per event (read_event) for the exact error.
-            if count_valid(b"".join(items), now) != n:
-                for i, ev in enumerate(batch):
-                    try:
-                        read_event(ev, now)
-                    except ValidationError as exc:
-                        raise ValidationError(f"events[{i}].{exc.field}", exc.reason) from None
-            keys = list(zip(classrooms, devices, [p == "heartbeat" for p in payloads], strict=True))
-            if keys.count(keys[0]) == n:  # one device, one kind: the usual call
-                groups = {keys[0]: items}
-            else:
-                groups = {}
-                for key, item in zip(keys, items, strict=True):
-                    group = groups.get(key)
-                    if group is None:
-                        group = groups[key] = []
-                    group.append(item)
-            self.spool.append(_chunks(groups), seqs)
-            last_seqs.update(seqs)
+            ids, classrooms, devices, payloads = self._complete(batch, now)
+            seqs = _number(batch, devices, self._seqs)
+            items = _serialise(batch)
+            _validate(batch, now)
+            self.spool.append(_chunks(_group(classrooms, devices, payloads, items)), seqs)
+            self._seqs.update(seqs)
         self._sender.wake()
         return ids
+
+    def _complete(
+        self, batch: list[pb.Event], now: float
+    ) -> tuple[list[str], list[str], list[str], list[str | None]]:
+        """Fill in what the envelope leaves unset and pseudonymise students, column by column.
+
+        Returns the call's event ids, classroom ids, device ids and payload names, in order.
+        """
+        ids = self._fill_event_ids(batch)
+        schools = _fill_column(batch, "school_id", self.school_id)
+        classrooms = _fill_column(batch, "classroom_id", self.classroom_id)
+        _fill_times(batch, now)
+        devices = [ev.device_id for ev in batch]
+        if self._device_kinds:
+            _fill_kinds(batch, devices, self._device_kinds)
+        payloads = [ev.WhichOneof("payload") for ev in batch]
+        if "trace" in payloads:
+            self._pseudonymise(batch, schools, payloads)
+        return ids, classrooms, devices, payloads
+
+    def _fill_event_ids(self, batch: list[pb.Event]) -> list[str]:
+        """Every event's id, a fresh UUID4 given to those without one."""
+        ids = [ev.event_id for ev in batch]
+        if "" in ids:
+            pool, n = self._id_pool, len(batch)
+            for i, ev in enumerate(batch):
+                if not ids[i]:
+                    if not pool:
+                        pool.extend(_event_ids(max(256, n - i)))
+                    ev.event_id = ids[i] = pool.pop()
+        return ids
+
+    def _pseudonymise(self, batch: list[pb.Event], schools: list[str], payloads: list[str | None]) -> None:
+        """Replace each learning trace's raw ``student_id`` with its pseudonym (DESIGN §4)."""
+        pseudonyms = self._pseudonyms
+        for ev, school, payload in zip(batch, schools, payloads, strict=True):
+            if payload != "trace":
+                continue
+            trace = ev.trace
+            student = trace.student_id
+            if student:
+                pseudonym = pseudonyms.get((school, student))
+                if pseudonym is None:
+                    pseudonym = self._pseudonym_of(school, student)
+                if pseudonym != student:
+                    trace.student_id = pseudonym
 
     def _pseudonym_of(self, school: str, student: str) -> str:
         """What ``student`` becomes in the spool: itself if already a pseudonym, else its HMAC.
@@ -367,12 +353,87 @@ def _event_ids(n: int) -> list[str]:
     return out.decode().split()
 
 
+def _fill_column(batch: list[pb.Event], name: str, default: str) -> list[str]:
+    """Every event's string field ``name``, set to ``default`` where it is empty."""
+    values = [getattr(ev, name) for ev in batch]
+    if "" in values:
+        for i, ev in enumerate(batch):
+            if not values[i]:
+                setattr(ev, name, default)
+                values[i] = default
+    return values
+
+
+def _fill_times(batch: list[pb.Event], now: float) -> None:
+    """``occurred_at`` = ``now`` where unset; any ``received_at`` cleared (stamped at ingest)."""
+    now_s, now_n = split_ns(int(now * 1e9))
+    for ev in batch:
+        if not ev.HasField("occurred_at"):
+            occurred = ev.occurred_at
+            occurred.seconds = now_s
+            occurred.nanos = now_n
+        if ev.HasField("received_at"):
+            ev.ClearField("received_at")
+
+
+def _fill_kinds(
+    batch: list[pb.Event], devices: list[str], kinds: Mapping[str, pb.DeviceKind.ValueType]
+) -> None:
+    """``device_kind`` from the producer's ``device_kinds`` where an event leaves it unset."""
+    for ev, device in zip(batch, devices, strict=True):
+        if ev.device_kind == _UNSET_KIND:
+            kind = kinds.get(device)
+            if kind is not None:
+                ev.device_kind = kind
+
+
+def _number(batch: list[pb.Event], devices: list[str], last_seqs: Mapping[str, int]) -> dict[str, int]:
+    """Give each event its device's next ``seq``; the last seq per device of the call."""
+    seqs: dict[str, int] = {}
+    for ev, device in zip(batch, devices, strict=True):
+        seq = seqs.get(device) or last_seqs.get(device, 0)
+        seqs[device] = ev.seq = seq + 1
+    return seqs
+
+
+def _serialise(batch: list[pb.Event]) -> list[bytes]:
+    """Each event serialised once, framed as an ``EventBatch`` item (see :func:`_as_batch_item`)."""
+    try:
+        return [_ITEM_PREFIXES[len(b)] + b for b in map(_SERIALIZE, batch)]
+    except IndexError:  # an event of 16 KiB or more: a longer length prefix
+        return [_as_batch_item(b) for b in map(_SERIALIZE, batch)]
+
+
+def _validate(batch: list[pb.Event], now: float) -> None:
+    """Raise the first event's ValidationError, its field prefixed with ``events[i].``."""
+    for i, ev in enumerate(batch):
+        try:
+            read_event(ev, now)
+        except ValidationError as exc:
+            raise ValidationError(f"events[{i}].{exc.field}", exc.reason) from None
+
+
+def _group(
+    classrooms: list[str], devices: list[str], payloads: list[str | None], items: list[bytes]
+) -> dict[tuple[str, str, bool], list[bytes]]:
+    """The items by (classroom, device, heartbeat-or-not): the spool's rows never mix them."""
+    keys = list(zip(classrooms, devices, [p == "heartbeat" for p in payloads], strict=True))
+    if keys.count(keys[0]) == len(keys):  # one device, one kind: the usual call
+        return {keys[0]: items}
+    groups: dict[tuple[str, str, bool], list[bytes]] = {}
+    for key, item in zip(keys, items, strict=True):
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = []
+        group.append(item)
+    return groups
+
+
 def _set_time(ev: pb.Event, when: datetime | float) -> None:
     if isinstance(when, datetime):
         datetime_to_ts(when, ev.occurred_at)
     else:
-        ns = int(when * 1e9)
-        ev.occurred_at.seconds, ev.occurred_at.nanos = divmod(ns, 1_000_000_000)
+        seconds_to_ts(when, ev.occurred_at)
 
 
 # An EventBatch item is field 1, length-delimited: tag 0x0A, the varint length, the Event bytes.

@@ -221,3 +221,24 @@ def test_event_at_the_window_limit_is_spooled(tmp_path):
         edge_of_future.occurred_at.seconds = int(now) + 300
         edge.send_events([trace(edge), edge_of_future])
         assert edge.depth == 2
+
+
+def test_device_kinds_fill_an_unset_kind(tmp_path):
+    transport = FakeTransport()
+    with make(tmp_path, transport, device_kinds={"tab-1": TABLET}) as edge:
+        unset = trace(edge)
+        unset.device_kind = pb.DEVICE_KIND_UNSPECIFIED
+        camera = trace(edge)
+        camera.device_kind = pb.DEVICE_KIND_CAMERA  # a kind the event sets is its own
+        edge.send_events([unset, camera])
+        edge.flush()
+    assert [e.device_kind for e in transport.events()] == [TABLET, pb.DEVICE_KIND_CAMERA]
+
+
+def test_an_unset_kind_of_an_undeclared_device_is_rejected(tmp_path):
+    with make(tmp_path, device_kinds={"tab-1": TABLET}) as edge:
+        unset = trace(edge, device="tab-2")
+        unset.device_kind = pb.DEVICE_KIND_UNSPECIFIED
+        with pytest.raises(ValidationError) as info:
+            edge.send_events([trace(edge), unset])
+        assert info.value.field == "events[1].device_kind" and edge.depth == 0
