@@ -192,7 +192,7 @@ class EdgeProducer:
         devices = [ev.device_id for ev in batch]
         if self._device_kinds:
             _fill_kinds(batch, devices, self._device_kinds)
-        payloads = [ev.WhichOneof("payload") for ev in batch]
+        payloads: list[str | None] = [ev.WhichOneof("payload") for ev in batch]
         if "trace" in payloads:
             self._pseudonymise(batch, schools, payloads)
         return ids, classrooms, devices, payloads
