@@ -21,8 +21,8 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
 from stream_processors.metrics.accuracy import FirstAttempts
 from stream_processors.metrics.attention import AttentionHistogram
-from stream_processors.metrics.participation import participation_rate
-from stream_processors.metrics.st_analysis import T_KINDS, add_interval, analyse, sample_count, st_codes
+from stream_processors.metrics.participation import HAND_RAISED, participation_rate
+from stream_processors.metrics.st_analysis import T_KINDS, add_interval, sample_count, st_result
 
 _NAN = float("nan")
 
@@ -36,7 +36,6 @@ __all__ = ["LessonState", "summary_fingerprint"]
 _STARTED = pb.LessonLifecycle.PHASE_STARTED
 _ENDED = pb.LessonLifecycle.PHASE_ENDED
 _ANSWERED = pb.LearningTrace.VERB_ANSWERED
-_HAND_RAISED = pb.LearningTrace.VERB_HAND_RAISED
 _NO_TIME = -1
 
 
@@ -127,7 +126,7 @@ class LessonState:
         if verb == _ANSWERED:
             # ``correct`` is an optional bool: unset reads as False, i.e. "not correct".
             self.answers.offer(student_id, item_id, occurred_ns, event_id, correct)
-        elif verb == _HAND_RAISED:
+        elif verb == HAND_RAISED:
             self.hand_raises += 1
 
     def add_teaching(self, kind: int, occurred: int, duration_ms: int) -> None:
@@ -175,7 +174,7 @@ class LessonState:
             n = sample_count(start_ms, self.end[0])
         else:
             n = sample_count(start_ms, max(self.latest_ms, start_ms), inclusive=True)
-        st = analyse(st_codes(start_ms, n, self.t_union))
+        st = st_result(start_ms, n, self.t_union)
         accuracy = self.answers.result()
         meta = self.meta
         out = ppb.LessonSummary(

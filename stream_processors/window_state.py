@@ -19,7 +19,7 @@ from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
 from stream_processors.metrics.attention import AttentionHistogram
 from stream_processors.metrics.devices import is_offline
-from stream_processors.metrics.windows import WINDOW_MS
+from stream_processors.metrics.windows import WINDOW_MS, hand_raising
 
 __all__ = ["DeviceBook", "WindowState"]
 
@@ -91,8 +91,9 @@ class WindowState:
         rate = self.attention.rate()
         if rate is not None:
             values.append(("attention_rate", rate))
-        if self.observations:
-            values.append(("hand_raising", self.hands / self.observations))
+        hands = hand_raising(self.hands, self.observations)
+        if hands is not None:
+            values.append(("hand_raising", hands))
         (s0, ms0), (s1, ms1) = divmod(self.start_ms, 1000), divmod(self.start_ms + WINDOW_MS, 1000)
         start, end = {"seconds": s0, "nanos": ms0 * 1_000_000}, {"seconds": s1, "nanos": ms1 * 1_000_000}
         add = batch.points.add

@@ -7,12 +7,13 @@ the minimum is idempotent, so the structure is correct under any order of arriva
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["AccuracyResult", "FirstAttempts"]
+__all__ = ["AccuracyResult", "FirstAttempts", "first_attempt_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,12 @@ class FirstAttempts:
         if cache[0] is None:  # tuples encode as arrays
             cache[0] = orjson.Fragment(orjson.dumps(self.attempts, option=orjson.OPT_SORT_KEYS))
         return cache[0]  # type: ignore[no-any-return]
+
+
+def first_attempt_accuracy(answers: Iterable[tuple[str, str, int, str, bool]]) -> AccuracyResult:
+    """answers and answer_accuracy of ANSWERED traces ``(student, item, occurred_ns, event_id,
+    correct)``, in any order."""
+    attempts = FirstAttempts()
+    for student, item, occurred_ns, event_id, correct in answers:
+        attempts.offer(student, item, occurred_ns, event_id, correct)
+    return attempts.result()

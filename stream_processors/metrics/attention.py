@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-__all__ = ["AttentionHistogram"]
+__all__ = ["AttentionHistogram", "attention_rate"]
 
 _SHIFT = 1024  # key = attentive * 1024 + present; present and attentive are ≤ 500 (validation)
 
@@ -58,3 +58,11 @@ class AttentionHistogram:
     def from_list(cls, items: Iterable[Sequence[int]]) -> AttentionHistogram:
         """Inverse of :meth:`to_list` (pairs, as to_list gives them or as read from JSON)."""
         return cls({k: v for k, v in items})
+
+
+def attention_rate(observations: Iterable[tuple[int, int]]) -> float | None:
+    """attention_rate of ``(attentive, present)`` observations; None without one that counts."""
+    histogram = AttentionHistogram()
+    for attentive, present in observations:
+        histogram.add(attentive, present)
+    return histogram.rate()

@@ -1,8 +1,14 @@
-"""participation_rate (DESIGN §7): distinct students with any LearningTrace ÷ the lesson's enrolled."""
+"""participation_rate and hand_raises (DESIGN §7): what a lesson's LearningTraces count."""
 
 from __future__ import annotations
 
-__all__ = ["participation_rate"]
+from collections.abc import Iterable
+
+from classtrace.v1 import events_pb2 as pb
+
+HAND_RAISED = pb.LearningTrace.VERB_HAND_RAISED
+
+__all__ = ["hand_raises", "participation_rate"]
 
 
 def participation_rate(distinct_students: int, enrolled: int) -> float:
@@ -14,3 +20,8 @@ def participation_rate(distinct_students: int, enrolled: int) -> float:
     if enrolled <= 0:
         return 0.0
     return distinct_students / enrolled
+
+
+def hand_raises(verbs: Iterable[int]) -> int:
+    """The number of HAND_RAISED traces (the camera's HAND_RAISING counts are a window series)."""
+    return sum(1 for verb in verbs if verb == HAND_RAISED)

@@ -19,8 +19,10 @@ __all__ = [
     "STResult",
     "add_interval",
     "analyse",
+    "lesson_st",
     "sample_count",
     "st_codes",
+    "st_result",
     "teaching_mode",
 ]
 
@@ -135,3 +137,18 @@ def analyse(codes: str) -> STResult:
     rt = n_t / n if n else 0.0
     ch = (runs - 1) / n if n else 0.0
     return STResult(codes, n, n_t, runs, rt, ch, teaching_mode(n, n_t, runs))
+
+
+def st_result(start_ms: int, n_samples: int, t_union: Iterable[Sequence[int]]) -> STResult:
+    """The S-T figures of ``n_samples`` samples from ``start_ms`` against a union of T time."""
+    return analyse(st_codes(start_ms, n_samples, t_union))
+
+
+def lesson_st(start_ms: int, end_ms: int, segments: Iterable[tuple[int, int, int]]) -> STResult:
+    """A finished lesson's S-T figures from its TeachingBehavior ``(kind, occurred_ms,
+    duration_ms)`` segments, in any order, duplicates included."""
+    union: list[list[int]] = []
+    for kind, occurred, duration in segments:
+        if kind in T_KINDS:
+            add_interval(union, occurred, occurred + duration)
+    return st_result(start_ms, sample_count(start_ms, end_ms), union)
