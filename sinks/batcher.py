@@ -1,11 +1,12 @@
 """Size- and time-bounded batches of Kafka records, ready for one insert per table.
 
 A :class:`Batch` takes each record as it arrives (so the work overlaps the previous batch's
-insert): event records are validated (first by the C wire scanner, then, for a record it does
-not accept, decoded and judged event by event) and kept as EventBatch bytes for ClickHouse to
-parse (:mod:`sinks.protobuf_events`); the other topics become rows. It also remembers the offset
-range it read per partition: those ranges are what is committed once every block landed, and
-what the deduplication tokens are derived from.
+insert): event records are decoded (upb) and kept as the EventBatch bytes they are, for
+ClickHouse to parse (:mod:`sinks.protobuf_events`); the other topics become rows. Events are not
+validated again: every writer of classtrace.events.v1 (gateway, SDK) validates first, so the sink
+guards only against bytes it cannot decode — such a record becomes a dead letter, never a crash.
+It also remembers the offset range it read per partition: those ranges are what is committed
+once every block landed, and what the deduplication tokens are derived from.
 
 A batch is due (:meth:`Batch.due`) when it holds ``max_rows`` rows or its first record is
 ``max_wait`` seconds old. Defaults: 100k rows or 2 s. An insert costs ~12 ms whatever its size
@@ -24,9 +25,7 @@ from dataclasses import dataclass, field
 from classtrace.codec import decode_batch, decode_message
 from classtrace.errors import DecodeError
 from classtrace.topics import DEADLETTER, EVENTS, METRICS
-from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
-from classtrace.wire import count_valid
 from sinks.clickhouse_writer import dedup_token
 from sinks.metrics import SinkMetrics
 from sinks.protobuf_events import RawEvents
@@ -36,7 +35,6 @@ from sinks.rows import (
     add_dead_letter_record,
     add_metric_batch,
     new_block,
-    valid_events,
 )
 
 __all__ = ["TABLE_ORDER", "Batch", "BatchPolicy", "SinkTopics"]
@@ -71,7 +69,7 @@ class BatchPolicy:
 class Batch:
     """Rows of a run of records, one :class:`Block` per table, and the offsets they came from.
 
-    Events are kept as validated EventBatch bytes (:attr:`events`), which ClickHouse parses
+    Events are kept as the EventBatch bytes of their records (:attr:`events`), which ClickHouse parses
     itself (:mod:`sinks.protobuf_events`); ``blocks["events"]`` stays empty unless that insert is
     refused and the sink falls back to rows (:meth:`event_rows`).
     """
@@ -94,7 +92,7 @@ class Batch:
         block = self.blocks["events"]
         if not len(block):
             now = time.time() if now_s is None else now_s
-            block = self.blocks["events"] = self.events.rows(now, self.blocks["dead_letters"])
+            block = self.blocks["events"] = self.events.rows(now)
         return block
 
     def due(self, policy: BatchPolicy, now: float | None = None) -> bool:
@@ -122,22 +120,10 @@ class Batch:
         blocks = self.blocks
         try:
             if topic == self.topics.events:
-                # Nearly every record: all valid, read from the wire in C (classtrace.wire), and
-                # kept as it is — the scanner accepts only bytes upb and ClickHouse read alike.
-                n_valid = count_valid(raw, now)
-                if n_valid >= 0:
-                    if n_valid:
-                        self.events.add(raw, source, n_valid)
-                    return
-                events = decode_batch(raw, topic=topic, partition=partition, offset=offset)
-                ok = valid_events(events, source, now, blocks["dead_letters"])
-                if invalid := len(events.events) - len(ok):
-                    self.metrics.dead_letters.labels("invalid_event").inc(invalid)
-                    events = pb.EventBatch(events=ok)
-                if ok:
-                    # re-encoded, so ClickHouse parses exactly what upb parsed and validation
-                    # judged (a producer's non-canonical encoding never reaches it; ~0.2 µs/event)
-                    self.events.add(events.SerializeToString(), source, len(ok))
+                # Decoded only to know it decodes (and its size): the bytes go on as they are.
+                n = len(decode_batch(raw, topic=topic, partition=partition, offset=offset).events)
+                if n:
+                    self.events.add(raw, source, n)
             elif topic == self.topics.metrics:
                 batch = decode_message(ppb.MetricBatch, raw, topic=topic, partition=partition, offset=offset)
                 add_metric_batch(batch, source, blocks["lesson_summary"], blocks["metric_points"])

@@ -190,7 +190,7 @@ class ClickHouseWriter:
         return self._write_range(block, 0, len(block), token, extra)
 
     def write_events(self, events: RawEvents, token: str) -> str | None:
-        """Insert validated EventBatch bytes through ``events_ingest`` (migration 0006).
+        """Insert EventBatch bytes through ``events_ingest`` (migration 0006).
 
         Retries outages like :meth:`write`; returns None once landed, or ClickHouse's reason
         when it refuses the block — the caller then writes the same events as rows, whose

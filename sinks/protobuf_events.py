@@ -1,13 +1,15 @@
-"""Validated EventBatch records → one ``FORMAT ProtobufList`` insert that ClickHouse parses.
+"""EventBatch records → one ``FORMAT ProtobufList`` insert that ClickHouse parses.
 
 The sink's fast path for ``events`` (migration 0006). A record on classtrace.events.v1 is an
 ``EventBatch`` (``repeated Event events = 1``), which is exactly ClickHouse's ProtobufList
-envelope (a message whose field 1 repeats the row message). So once the sink has validated a
-record's events, it passes the record's own bytes on: concatenated records are one envelope (a
+envelope (a message whose field 1 repeats the row message). The events in it are trusted (the
+gateway and the SDK validate before they write, and serialise with upb), so once a record has
+decoded, the sink passes the record's own bytes on: concatenated records are one envelope (a
 repeated field's occurrences add up), prefixed with its length. ClickHouse parses them in C++
 into ``events_ingest`` (a Null table) and the view ``events_ingest_mv`` writes ``events`` rows.
 Flattening events into Python column lists cost ~10 µs/event and clickhouse-connect's
-re-encoding ~20 more; this path costs the validation and a copy (FIELD-NOTES, docs/CAPACITY.md).
+re-encoding ~20 more; this path costs the decode check and a copy (FIELD-NOTES,
+docs/CAPACITY.md).
 
 The schema ClickHouse reads is generated here from the compiled descriptors, so it cannot drift
 from ``proto/``: wire-compatible (same numbers and types), flattened into one file (no imports —
@@ -123,7 +125,7 @@ def ingest_settings() -> dict[str, Any]:
 
 @dataclass
 class RawEvents:
-    """Validated EventBatch bytes of one sink batch, with where each came from."""
+    """EventBatch bytes (records that decoded) of one sink batch, with where each came from."""
 
     parts: list[bytes] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
@@ -134,7 +136,7 @@ class RawEvents:
         return self.events
 
     def add(self, value: bytes, source: Source, n_events: int) -> None:
-        """Add an EventBatch whose ``n_events`` events all passed validation."""
+        """Add EventBatch bytes ``value`` holding ``n_events`` events."""
         self.parts.append(value)
         self.sources.append(source)
         self.counts.append(n_events)
@@ -145,13 +147,13 @@ class RawEvents:
         envelope = b"".join(self.parts)
         return varint(len(envelope)) + envelope
 
-    def rows(self, now_s: float, dead: Block) -> Block:
+    def rows(self, now_s: float) -> Block:
         """The same events as an ``events`` row block (the fallback path).
 
-        The row path validates again, at ``now_s``: an event that has aged past the horizon
-        since it was read goes to ``dead`` with its reason, like any other reject.
+        ``now_s`` stamps ``received_at`` where an event has none, as the view does. Every part
+        decoded when it was added, so it decodes again here.
         """
         block = new_block("events")
         for value, source in zip(self.parts, self.sources, strict=True):
-            add_event_batch(pb.EventBatch.FromString(value), source, now_s, block, dead)
+            add_event_batch(pb.EventBatch.FromString(value), source, now_s, block)
         return block

@@ -10,9 +10,11 @@ Each row also keeps the protobuf message it came from and where it was read (top
 offset): both are references, not copies, and they are what a row ClickHouse refuses is
 dead-lettered with (:mod:`sinks.clickhouse_writer`).
 
-Events are validated again here with :func:`classtrace.validation.check_event` — every entry
-point validates (DESIGN §4), and a record produced straight to Kafka may carry anything. A
-rejected event becomes a ``dead_letters`` row, never an ``events`` row.
+Events are not validated again here: every writer of classtrace.events.v1 (gateway, SDK)
+validates first (:mod:`classtrace.validation`), so the sink trusts what decodes. It only must not
+crash on what it did not expect: an enum value it has no name for is stored as ``''`` (as the
+protobuf path's view does), and a value ClickHouse refuses is isolated by the writer's bisection
+and dead-lettered (:mod:`sinks.clickhouse_writer`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from google.protobuf.message import Message
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
-from classtrace.validation import check_event
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -43,7 +44,6 @@ __all__ = [
     "add_event_batch",
     "add_metric_batch",
     "new_block",
-    "valid_events",
 ]
 
 Source = tuple[str, int, int]
@@ -158,33 +158,13 @@ def _ms(ts: Any) -> int:
 # --- events ---------------------------------------------------------------------------------------
 
 
-def valid_events(batch: pb.EventBatch, source: Source, now_s: float, dead: Block) -> list[pb.Event]:
-    """The events of ``batch`` that pass validation at ``now_s``; the others go to ``dead``."""
-    ok: list[pb.Event] = []
-    for event in batch.events:
-        error = check_event(event, now_s)
-        if error is None:
-            ok.append(event)
-        else:
-            add_dead_letter(
-                dead,
-                now_s,
-                f"invalid event: {error}",
-                event.SerializeToString(),
-                source,
-                event_id=event.event_id,
-                school_id=event.school_id,
-            )
-    return ok
+def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: Block) -> int:
+    """Append ``batch``'s events to ``events`` as they are (trusted: see the module docstring).
 
-
-def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: Block, dead: Block) -> int:
-    """Validate ``batch``'s events and append them to ``events``; rejected ones go to ``dead``.
-
-    ``now_s`` (epoch seconds) is the receiver clock both for validation and for stamping
-    ``received_at`` on events that reach Kafka without one. Returns the number of events added.
+    ``now_s`` (epoch seconds) stamps ``received_at`` on events that reach Kafka without one.
+    Returns the number of events added.
     """
-    ok = valid_events(batch, source, now_s, dead)
+    ok = list(batch.events)
     n = len(ok)
     if not n:
         return 0
@@ -203,7 +183,7 @@ def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: 
     cols["seq"].extend([e.seq for e in ok])
     cols["device_kind"].extend([_DEVICE_KIND.get(e.device_kind, "") for e in ok])
     kinds = [e.WhichOneof("payload") for e in ok]
-    cols["kind"].extend(kinds)
+    cols["kind"].extend([k or "" for k in kinds])
     base = len(events.sources)
     for name, default in _PAYLOAD_DEFAULTS.items():
         cols[name].extend([default] * n)
@@ -244,11 +224,11 @@ def _fill_payloads(
             present[j] = obs.present
             attentive[j] = obs.attentive
             if obs.counts:
-                counts[j] = {behavior_name[c.behavior]: c.count for c in obs.counts}
+                counts[j] = {behavior_name.get(c.behavior, ""): c.count for c in obs.counts}
         elif kind == "trace":
             tr = event.trace
             student[j] = tr.student_id
-            verb[j] = verb_name[tr.verb]
+            verb[j] = verb_name.get(tr.verb, "")
             item[j] = tr.item_id
             if tr.knowledge_points:
                 points[j] = list(tr.knowledge_points)
@@ -256,10 +236,10 @@ def _fill_payloads(
                 correct[j] = tr.correct
             score[j] = tr.score
             latency[j] = tr.latency_ms
-            context[j] = context_name[tr.context]
+            context[j] = context_name.get(tr.context, "")
         elif kind == "teaching":
             te = event.teaching
-            t_kind[j] = kind_name[te.kind]
+            t_kind[j] = kind_name.get(te.kind, "")
             teacher[j] = te.teacher_id
             duration[j] = te.duration_ms
             confidence[j] = te.confidence
@@ -272,7 +252,7 @@ def _fill_payloads(
             interval[j] = hb.interval_s
         elif kind == "lesson":
             le = event.lesson
-            phase[j] = phase_name[le.phase]
+            phase[j] = phase_name.get(le.phase, "")
             teacher[j] = le.teacher_id
             subject[j] = le.subject
             grade[j] = le.grade
@@ -349,7 +329,7 @@ def add_dead_letter(
     school_id: str = "",
     origin: str = SINK_SOURCE,
 ) -> None:
-    """Append a dead letter the sink itself found (undecodable record, invalid event, refused row)."""
+    """Append a dead letter the sink itself found (undecodable record, refused row)."""
     cols = dead.columns
     cols["received_at"].append(int(now_s * 1000))
     cols["source"].append(origin)

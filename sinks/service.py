@@ -2,7 +2,7 @@
 
 Two threads per service::
 
-    consume thread   poll → decode, validate → the open Batch ─┐ due (rows or age)
+    consume thread   poll → decode → the open Batch ───────────┐ due (rows or age)
                                                                ▼ handoff queue (1 slot)
     insert thread    one insert per table (idempotent token) → commit the batch's offsets
 

@@ -1,4 +1,4 @@
-"""Records → columnar rows: every payload kind, validation at the sink, dead letters, offsets."""
+"""Records → columnar rows: every payload kind, trusted events, undecodable records, offsets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 import time
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from classtrace.v1 import events_pb2 as pb
@@ -25,9 +26,8 @@ def test_event_columns_follow_the_schema_contract():
 
 def test_every_kind_is_flattened():
     ((_, batch),) = event_batches(5, per_batch=5)
-    events, dead = new_block("events"), new_block("dead_letters")
-    assert add_event_batch(batch, ("ev", 0, 3), time.time(), events, dead) == 5
-    assert len(dead) == 0
+    events = new_block("events")
+    assert add_event_batch(batch, ("ev", 0, 3), time.time(), events) == 5
     rows = {events.row(i)["kind"]: events.row(i) for i in range(5)}
     assert rows["lesson"]["lesson_phase"] == "STARTED" and rows["lesson"]["enrolled"] == 40
     assert rows["teaching"]["teaching_kind"] == "LECTURING" and rows["teaching"]["duration_ms"] == 30_000
@@ -47,25 +47,40 @@ def test_every_kind_is_flattened():
 @settings(max_examples=50, deadline=None)
 @given(strategies.event_batches(now=strategies.NOW))
 def test_valid_batches_map_one_row_per_event(batch):
-    events, dead = new_block("events"), new_block("dead_letters")
-    add_event_batch(batch, ("ev", 0, 0), strategies.NOW, events, dead)
-    assert len(events) == len(batch.events) and len(dead) == 0
+    events = new_block("events")
+    add_event_batch(batch, ("ev", 0, 0), strategies.NOW, events)
+    assert len(events) == len(batch.events)
     assert events.columns["event_id"] == [e.event_id for e in batch.events]
     assert len({len(c) for c in events.columns.values()}) == 1
 
 
 @settings(max_examples=50, deadline=None)
 @given(strategies.invalid_events(now=strategies.NOW))
-def test_invalid_events_are_dead_lettered_with_the_field(case):
-    event, field = case
-    batch = pb.EventBatch(events=[event])
-    events, dead = new_block("events"), new_block("dead_letters")
-    add_event_batch(batch, ("ev", 2, 9), strategies.NOW, events, dead)
-    assert len(events) == 0 and len(dead) == 1
-    row = dead.row(0)
-    assert row["error"].startswith(f"invalid event: {field}")
-    assert (row["source"], row["topic"], row["partition"], row["offset"]) == ("sink", "ev", 2, 9)
-    assert pb.Event.FromString(row["raw"]) == event
+def test_events_are_not_judged_again_at_the_sink(case):
+    # The topic is trusted (the gateway and the SDK validate): an event that breaks a rule is
+    # flattened like any other, and whatever ClickHouse refuses of it the writer dead-letters.
+    event, _field = case
+    events = new_block("events")
+    assert add_event_batch(pb.EventBatch(events=[event]), ("ev", 2, 9), strategies.NOW, events) == 1
+    assert events.columns["event_id"] == [event.event_id] and events.messages == [event]
+
+
+def test_enum_values_without_a_name_are_stored_as_empty_strings():
+    ((_, batch),) = event_batches(5, per_batch=5)
+    by_kind = {e.WhichOneof("payload"): e for e in batch.events}
+    by_kind["trace"].trace.verb = 99
+    by_kind["trace"].trace.context = 98
+    by_kind["teaching"].teaching.kind = 97
+    by_kind["lesson"].lesson.phase = 96
+    by_kind["heartbeat"].device_kind = 95
+    by_kind["observation"].observation.counts[0].behavior = 94
+    by_kind["observation"].ClearField("observation")  # no payload at all
+    events = new_block("events")
+    add_event_batch(batch, ("ev", 0, 0), time.time(), events)
+    rows = [events.row(i) for i in range(5)]
+    assert {r["verb"] for r in rows} == {r["context"] for r in rows} == {""}
+    assert {r["teaching_kind"] for r in rows} == {r["lesson_phase"] for r in rows} == {""}
+    assert "" in {r["device_kind"] for r in rows} and "" in {r["kind"] for r in rows}
 
 
 def test_received_at_is_stamped_when_missing():
@@ -73,7 +88,7 @@ def test_received_at_is_stamped_when_missing():
     batch.events[1].received_at.seconds = 1_700_000_000
     events = new_block("events")
     now = time.time()
-    add_event_batch(batch, ("ev", 0, 0), now, events, new_block("dead_letters"))
+    add_event_batch(batch, ("ev", 0, 0), now, events)
     assert events.columns["received_at"] == [int(now * 1000), 1_700_000_000_000]
 
 
@@ -121,27 +136,54 @@ def test_batch_due_by_rows_or_age():
     assert batch.due(policy)
 
 
-def test_invalid_events_are_dead_lettered_and_the_rest_kept_as_protobuf():
+def test_a_record_that_decodes_is_kept_as_it_is_without_validation():
     ((_, batch),) = event_batches(4, per_batch=4)
-    batch.events[1].trace.student_id = "zhang.san"  # a raw student id: rejected
+    batch.events[1].event_id = "not-a-uuid"  # the writers validate; the sink does not judge again
+    value = batch.SerializeToString()
     b = Batch(TOPICS, sink_metrics())
-    b.add("ev", 0, 7, batch.SerializeToString())
-    assert len(b.events) == 3
-    (error,) = b.blocks["dead_letters"].columns["error"]
-    assert "student_id" in error and "zhang.san" not in error
-    kept = pb.EventBatch.FromString(b.events.parts[0])
-    assert [e.event_id for e in kept.events] == [batch.events[i].event_id for i in (0, 2, 3)]
+    b.add("ev", 0, 7, value)
+    assert len(b.events) == 4 and b.events.parts == [value]  # the record's own bytes
+    assert len(b.blocks["dead_letters"]) == 0
 
 
-def test_the_row_fallback_dead_letters_events_that_aged_past_the_horizon():
+def test_the_row_fallback_writes_every_event_of_the_batch():
     ((_, batch),) = event_batches(3, per_batch=3)
     b = Batch(TOPICS, sink_metrics())
     b.add("ev", 0, 0, batch.SerializeToString())
-    later = time.time() + 8 * 86_400  # the insert was refused for a week
+    later = time.time() + 8 * 86_400  # the protobuf insert was refused after a week of outage
     rows = b.event_rows(later)
-    assert len(rows) == 0
-    assert len(b.blocks["dead_letters"]) == 3
-    assert all("older than 7 days" in e for e in b.blocks["dead_letters"].columns["error"])
+    assert rows.columns["event_id"] == [e.event_id for e in batch.events]
+    assert len(b.blocks["dead_letters"]) == 0
+
+
+_RECORD = next(iter(event_batches(3, per_batch=3)))[1].SerializeToString()
+
+
+def _mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(_RECORD)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(data) - 1))
+        data[i] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.integers(0, len(data)))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.composite(_mutated)()))
+def test_any_bytes_become_events_or_a_dead_letter_never_a_crash(value):
+    b = Batch(TOPICS, sink_metrics())
+    b.add("ev", 3, 42, value)
+    try:
+        n = len(pb.EventBatch.FromString(value).events)
+    except Exception:  # upb: not an EventBatch
+        n = -1
+    if n < 0:
+        (row,) = (b.blocks["dead_letters"].row(i) for i in range(len(b.blocks["dead_letters"])))
+        assert (row["topic"], row["partition"], row["offset"], row["raw"]) == ("ev", 3, 42, value)
+        assert len(b.events) == 0
+    else:
+        assert len(b.blocks["dead_letters"]) == 0 and len(b.events) == n
+        assert len(b.event_rows()) == n  # the row fallback takes whatever decoded
+    assert b.commit_offsets() == [("ev", 3, 43)]
 
 
 def test_the_sink_command_defaults_are_the_batch_policy_defaults():
