@@ -11,20 +11,16 @@ in ``<data dir>/devices.jsonl`` (hashes only, mode 0600); :func:`restore_registr
 again when ``classtrace up`` starts, and a restarted stack accepts the tokens it issued before
 (DESIGN §2). With a production Kafka the topic alone is the durable record.
 
-Readers know they have the whole registry when librdkafka reports the partition's end
-(``enable.partition.eof``), not when they reach the high watermark: Tansu reports the watermark as
-the last batch's *base* offset + 1, short of the end when that batch holds several records.
+Readers read the topic to its end with :func:`classtrace.kafka.read_compacted` (the gateway
+follows it with :class:`classtrace.kafka.CompactedTopicReader`); tokens are made and hashed by
+:mod:`classtrace.tokens`, as the dashboard's viewer tokens are.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import secrets
-import time
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -32,8 +28,9 @@ import orjson
 from google.protobuf import json_format
 
 from classtrace.codec import set_ts_now
-from classtrace.errors import ValidationError
-from classtrace.kafka import KafkaError, Producer, TopicPartition, make_consumer, make_producer
+from classtrace.errors import BrokerError, ValidationError
+from classtrace.kafka import KafkaError, Producer, make_producer, read_compacted
+from classtrace.tokens import new_token, token_hash
 from classtrace.topics import DEVICES
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -41,7 +38,6 @@ from classtrace.validation import ID_PATTERN
 from producers.errors import RegistryError, UnknownDevice
 
 __all__ = [
-    "OFFSET_BEGINNING",
     "REGISTRY_FILE",
     "RegistryFile",
     "apply_record",
@@ -52,19 +48,12 @@ __all__ = [
     "registry_key",
     "restore_registry",
     "revoke_device",
-    "token_hash",
 ]
 
 logger = logging.getLogger(__name__)
 
 REGISTRY_FILE = "devices.jsonl"
-OFFSET_BEGINNING = -2  # confluent_kafka.OFFSET_BEGINNING (the Kafka seam does not re-export it)
 _ID = re.compile(ID_PATTERN).fullmatch
-
-
-def token_hash(token: str) -> str:
-    """Hex SHA-256 of a bearer token: what the registry stores and the gateway looks up."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def registry_key(school_id: str, device_id: str) -> str:
@@ -160,37 +149,17 @@ def read_registrations(
     timeout: float = 15.0,
 ) -> dict[str, ppb.DeviceRegistration]:
     """The current registry: the latest registration per device, read from the start of ``topic``."""
-    consumer = make_consumer(
-        bootstrap,
-        f"classtrace-devices-{uuid.uuid4().hex[:8]}",
-        options,
-        **{"enable.auto.commit": False, "enable.partition.eof": True},
-    )
     latest: dict[str, ppb.DeviceRegistration] = {}
+
+    def handle(key: bytes | None, value: bytes | None) -> None:
+        apply_record(latest, key, value)
+
     try:
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
-        if high <= 0:
-            return latest
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + timeout
-        while True:
-            if time.monotonic() > deadline:
-                raise RegistryError(f"timed out reading {topic} on {bootstrap}")
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    break  # see the module docstring: the end, not the watermark
-                continue
-            apply_record(latest, msg.key(), msg.value())
-    except RegistryError:
-        raise
+        read_compacted(bootstrap, topic, handle, options, timeout=timeout, name="devices")
+    except BrokerError as exc:
+        raise RegistryError(f"timed out reading {topic} on {bootstrap}: {exc}") from exc
     except Exception as exc:
         raise RegistryError(f"cannot read {topic} on {bootstrap}: {exc}") from exc
-    finally:
-        consumer.close()
     return latest
 
 
@@ -217,7 +186,7 @@ def _new_registration(
     for field, value in (("school", school_id), ("classroom", classroom_id), ("device", device_id)):
         if _ID(value) is None:
             raise ValidationError(field, f"must be 1–64 characters of [A-Za-z0-9_.:-], got {value!r}")
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     reg = ppb.DeviceRegistration(
         school_id=school_id,
         classroom_id=classroom_id,

@@ -1,26 +1,27 @@
 """Bearer-token authentication of devices: the gateway's live view of ``classtrace.devices.v1``.
 
-A background thread reads the compacted registry topic with ``assign()`` from the beginning (no
-consumer-group join, which would cost seconds on Tansu) and keeps following it, so a token from
+A background thread reads the compacted registry topic from the beginning to its end and keeps
+following it (:class:`classtrace.kafka.CompactedTopicReader`), so a token from
 ``classtrace devices add`` works within a poll interval or two and a revoked one stops as soon as
-the revocation is read. Lookups are one SHA-256 and one dict read, on the request path.
+the revocation is read. Lookups are one SHA-256 (:func:`classtrace.tokens.token_hash`) and one
+dict read, on the request path.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from classtrace.kafka import Consumer, KafkaError, TopicPartition, make_consumer
+from classtrace.kafka import CompactedTopicReader, KafkaException
+from classtrace.tokens import token_hash
 from classtrace.topics import DEVICES
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
-from producers.registry import OFFSET_BEGINNING, apply_record, token_hash
+from producers.registry import apply_record
 
 __all__ = ["Authenticator", "Binding", "DeviceDirectory", "StaticDirectory"]
 
@@ -134,47 +135,22 @@ class DeviceDirectory:
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
-        consumer = make_consumer(
-            self.bootstrap,
-            f"classtrace-gateway-{uuid.uuid4().hex[:8]}",  # never joined: assign() only
-            self.options,
-            **{
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,  # "caught up" = the end (see producers.registry)
-                "fetch.wait.max.ms": 100,
-                "fetch.error.backoff.ms": 100,
-            },
-        )
-        try:
-            if self._initial_end(consumer) <= 0:
-                self._mark_ready(0)
-            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        with CompactedTopicReader(self.bootstrap, self.topic, self.options, name="gateway") as reader:
             while not self._stop.is_set():
-                msg = consumer.poll(self.poll_interval)
-                if msg is None:
-                    continue
-                error = msg.error()
-                if error is None:
-                    self._apply(msg.key(), msg.value())
-                elif error.code() == KafkaError._PARTITION_EOF and not self._ready.is_set():
-                    self._mark_ready(msg.offset() or 0)
-        finally:
-            consumer.close()
+                try:
+                    reader.catch_up(self._apply, math.inf, self._stop.is_set)
+                    break
+                except KafkaException as exc:  # the topic may not exist yet
+                    logger.warning("registry topic not readable yet topic=%s: %s", self.topic, exc)
+                    self._stop.wait(0.5)
+            if reader.caught_up:
+                self._mark_ready()
+            while not self._stop.is_set():
+                reader.poll(self._apply, self.poll_interval)
 
-    def _initial_end(self, consumer: Consumer) -> int:
-        """The end offset at start (retrying while the topic does not exist yet)."""
-        while not self._stop.is_set():
-            try:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=5.0)
-                return int(high)
-            except Exception as exc:
-                logger.warning("registry topic not readable yet topic=%s: %s", self.topic, exc)
-                time.sleep(0.5)
-        return 0
-
-    def _mark_ready(self, position: int) -> None:
+    def _mark_ready(self) -> None:
         self._ready.set()
-        logger.info("device directory ready devices=%d offset=%d", len(self._by_hash), position)
+        logger.info("device directory ready devices=%d topic=%s", len(self._by_hash), self.topic)
 
     def _apply(self, key: bytes | str | None, value: bytes | None) -> None:
         # In-place updates: a dict get/set/pop is atomic under the GIL, so request handlers

@@ -15,22 +15,21 @@ The one secret kept on disk is the all-schools token ``classtrace up`` prints
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import secrets
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from classtrace.errors import BrokerError
-from classtrace.kafka import KafkaError, Message, ensure_topics, make_consumer, make_producer
+from classtrace.kafka import Message, ensure_topics, make_producer, read_compacted
+from classtrace.tokens import new_token, token_hash
 from classtrace.topics import VIEWERS, TopicSpec
-from sinks.dashboard.feed import OFFSET_BEGINNING, TopicTail
+from sinks.dashboard.feed import TopicTail
 
 __all__ = [
     "ADMIN_TOKEN_FILE",
@@ -82,13 +81,13 @@ class Viewer:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def hash_token(token: str) -> str:
-    """Hex SHA-256 of a viewer token: what is stored and compared, never the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest()
+hash_token = token_hash
+"""Hex SHA-256 of a viewer token (:func:`classtrace.tokens.token_hash`): what is stored and
+compared, never the token itself."""
 
 
 def _new_token() -> str:
-    return _TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return new_token(_TOKEN_PREFIX)
 
 
 def _now() -> str:
@@ -147,9 +146,12 @@ class ViewerRegistry:
             return [self._by_id[k] for k in sorted(self._by_id)]
 
     def _handle(self, message: Message) -> None:
-        value = message.value()
+        self.apply(message.key(), message.value())
+
+    def apply(self, key: bytes | str | None, value: bytes | None) -> None:
+        """Apply one record of the registry topic (a value of None is a tombstone)."""
         if value is None:  # a tombstone: the viewer is gone
-            key = (message.key() or b"").decode()
+            key = key.decode() if isinstance(key, bytes) else (key or "")
             with self._lock:
                 old = self._by_id.pop(key, None)
                 if old is not None:
@@ -261,31 +263,10 @@ def list_viewers(
     bootstrap: str, options: Mapping[str, str] | None = None, topic: str = VIEWERS, timeout: float = 10.0
 ) -> list[Viewer]:
     """Read the registry topic to its end once; every viewer's latest registration."""
-    from classtrace.kafka import TopicPartition
-
     ensure_topics(bootstrap, 1, options, topics=[_spec(topic)])
-    consumer = make_consumer(
-        bootstrap,
-        f"classtrace-viewers-{secrets.token_hex(6)}",
-        options,
-        **{"enable.auto.commit": False, "enable.partition.eof": True},
-    )
     registry = ViewerRegistry()
-    try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is None:
-                registry._handle(message)
-            elif error.code() == KafkaError._PARTITION_EOF:
-                return registry.viewers()
-        raise BrokerError(f"could not read {topic} to its end within {timeout:.0f} s")
-    finally:
-        consumer.close()
+    read_compacted(bootstrap, topic, registry.apply, options, timeout=timeout, name="viewers")
+    return registry.viewers()
 
 
 # -- the embedded stack (`classtrace up`) ---------------------------------------------------

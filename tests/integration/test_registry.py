@@ -14,11 +14,12 @@ import pytest
 from classtrace.broker import EmbeddedBroker
 from classtrace.cli import main
 from classtrace.codec import encode_batch
-from classtrace.kafka import ensure_topics
+from classtrace.kafka import CompactedTopicReader, ensure_topics, make_producer, read_compacted
 from classtrace.runtime import Runtime, write_runtime
+from classtrace.tokens import token_hash
 from classtrace.v1 import events_pb2 as pb
 from producers.gateway.app import GatewayConfig
-from producers.registry import RegistryFile, read_registrations, restore_registry, token_hash
+from producers.registry import RegistryFile, read_registrations, restore_registry
 from tests.helpers.ingest_helpers import running_gateway, wait_for
 
 pytestmark = pytest.mark.integration
@@ -104,3 +105,32 @@ def test_devices_add_without_stack_or_bootstrap_says_so(tmp_path, monkeypatch, c
     code = main(["devices", "add", "--school", "s", "--classroom", "c", "--device", "d"])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == "" and "no running `classtrace up`" in captured.err
+
+
+def test_compacted_topic_read_to_its_end_then_followed(kafka, topic_factory):
+    """classtrace.kafka's registry reader: records produced in one batch (Tansu's watermark is the
+    batch's base offset + 1, short of the end) are all read, tombstones come through as None,
+    an empty topic is caught up at once, and what follows is read by poll()."""
+    topic = topic_factory(1, config={"cleanup.policy": "compact"})
+    seen: list[tuple[bytes | None, bytes | None]] = []
+
+    def handle(key, value):
+        seen.append((key, value))
+
+    assert read_compacted(kafka.bootstrap, topic, handle) == 0 and seen == []
+    producer = make_producer(kafka.bootstrap, **{"linger.ms": 200})  # one batch of three records
+    for key, value in ((b"a", b"1"), (b"b", b"2"), (b"a", None)):
+        producer.produce(topic, value, key=key)
+    assert producer.flush(20) == 0
+    assert read_compacted(kafka.bootstrap, topic, handle) == 3
+    assert seen == [(b"a", b"1"), (b"b", b"2"), (b"a", None)]
+
+    seen.clear()
+    with CompactedTopicReader(kafka.bootstrap, topic) as reader:
+        assert reader.catch_up(handle) == 3 and reader.caught_up
+        producer.produce(topic, b"3", key=b"c")
+        assert producer.flush(20) == 0
+        deadline = time.monotonic() + 30
+        while len(seen) < 4 and time.monotonic() < deadline:
+            reader.poll(handle, 0.2)
+    assert seen[-1] == (b"c", b"3")
