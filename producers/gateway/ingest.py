@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from classtrace.codec import split_ns, timestamp_field_bytes
+from classtrace.codec import ns_to_ts, timestamp_field_bytes
 from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -171,7 +171,6 @@ def _split(
     events = batch.events
     if not bad:
         return Verdict(len(events), batch.SerializeToString() if len(events) else None)
-    seconds, nanos = split_ns(now_ns)
     verdict = Verdict(0, None)
     for i, ev, error in bad:
         if i in filled:
@@ -185,8 +184,7 @@ def _split(
             event_id=ev.event_id[:64],
             school_id=school,
         )
-        letter.received_at.seconds = seconds
-        letter.received_at.nanos = nanos
+        ns_to_ts(now_ns, letter.received_at)
         verdict.dead_letters.append(letter.SerializeToString())
     for i, _ev, _error in reversed(bad):
         del events[i]

@@ -18,9 +18,15 @@ from classtrace.codec import (
     decode_event,
     encode_batch,
     ms_to_ts,
+    ns_to_ts,
+    seconds_to_ts,
     set_ts_now,
+    split_ns,
+    timestamp_field_bytes,
     ts_to_datetime,
     ts_to_ms,
+    ts_to_ns,
+    ts_to_seconds,
 )
 from classtrace.errors import DecodeError
 from classtrace.v1 import events_pb2 as pb
@@ -246,3 +252,32 @@ def test_set_ts_now():
     assert (ts.seconds, ts.nanos) == (1_790_000_000, 123_456_789)
     set_ts_now(ts)
     assert abs(ts_to_datetime(ts) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+@PROPS
+@given(st.integers(-(10**19), 10**19))
+def test_ns_round_trip(ns):
+    ts = ns_to_ts(ns)
+    assert (ts.seconds, ts.nanos) == split_ns(ns) and 0 <= ts.nanos < 1_000_000_000
+    assert ts_to_ns(ts) == ns
+    assert ts.ToNanoseconds() == ns  # the same instant protobuf's own helper reads
+
+
+@PROPS
+@given(st.floats(0, 4e9, allow_nan=False))
+def test_seconds_round_trip(seconds):
+    ts = seconds_to_ts(seconds)
+    assert ts_to_ns(ts) == int(seconds * 1e9)
+    assert abs(ts_to_seconds(ts) - seconds) < 1e-6
+
+
+@PROPS
+@given(st.integers(0, 2**63 - 1), st.integers(0, 10**19))
+def test_timestamp_field_bytes_overwrite_both_fields(device_ns, now_ns):
+    """Merged into an event, the bytes replace received_at entirely (zero seconds or nanos too)."""
+    ev = pb.Event(event_id="e")
+    ns_to_ts(device_ns, ev.received_at)
+    ev.MergeFromString(
+        timestamp_field_bytes(pb.Event.DESCRIPTOR.fields_by_name["received_at"].number, now_ns)
+    )
+    assert ts_to_ns(ev.received_at) == now_ns and ev.event_id == "e"
