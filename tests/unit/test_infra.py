@@ -443,7 +443,7 @@ def test_dockerfile_builds_the_c_extension_in_the_build_stage_only():
     build, runtime = text.split("# --- runtime", 1)
     assert re.search(r"apt-get install[^\n]*\bgcc\b", build)
     assert build.index("gcc") < build.index("pip install .")
-    # the build fails if an extension did not compile
-    assert "import classtrace._wire, stream_processors._fold" in build
+    # the build fails if the installed distribution does not run (there are no compiled modules)
+    assert "classtrace --help" in build
     assert "gcc" not in runtime
     assert "*.so" in (ROOT / ".dockerignore").read_text(encoding="utf-8")
