@@ -43,28 +43,27 @@ class SeenEvents:
             self.devices[device_id] = [base, seq, bytearray([1 << (seq - base)])]
             return True
         base, high, bits = entry
+        i = seq - base
+        if seq > high and i < MAX_SPAN:
+            # The common case, a device's next event. Such a seq is never in ``other``: the
+            # base only falls and ``high`` only rises, so it was never out of span before.
+            byte_i = i >> 3
+            if byte_i >= len(bits):
+                bits.extend(bytes(byte_i + 1 - len(bits)))
+            bits[byte_i] |= 1 << (i & 7)
+            entry[1] = seq
+            return True
         if base <= seq <= high:
-            i = seq - base
             byte = bits[i >> 3]
             mask = 1 << (i & 7)
             if byte & mask:
                 return False
             bits[i >> 3] = byte | mask
             return True
-        # Seqs outside the bitmap's span live in ``other``, which is nearly always empty: the
-        # key is built only when it is not (events in order take this path once each).
+        if seq > high or high - seq >= MAX_SPAN:  # too far from the device's range
+            return self._add_other(f"{device_id}\x00{seq}")
         if self.other and f"{device_id}\x00{seq}" in self.other:
             return False
-        if seq > high:
-            if seq - base >= MAX_SPAN:
-                return self._add_other(f"{device_id}\x00{seq}")
-            i = seq - base
-            bits.extend(bytes((i >> 3) + 1 - len(bits)))
-            bits[i >> 3] |= 1 << (i & 7)
-            entry[1] = seq
-            return True
-        if high - seq >= MAX_SPAN:
-            return self._add_other(f"{device_id}\x00{seq}")
         new_base = seq & ~7
         bits[0:0] = bytes((base - new_base) >> 3)
         bits[0] |= 1 << (seq - new_base)
