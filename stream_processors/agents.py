@@ -1,24 +1,24 @@
 """The worker's agent and timer: thin glue between Faust's stream and the processor.
 
-One agent reads classtrace.events.v1 in batches (:func:`~stream_processors.batching.take_batches`:
-at most ``max_batch_records`` records or ``flush_interval_s`` of waiting, sooner once a backlog
-is read), hands them to the processor synchronously, and acknowledges them after the batch
-returns — so offsets are committed only for records whose state is already on its way to the
-changelog. Nothing raises out of the agent: a Faust agent that raises hangs the worker
-(FIELD-NOTES); the processor dead-letters and logs instead.
+One agent reads classtrace.events.v1 in batches
+(:meth:`~stream_processors.batching.BatchingStream.take_batches`, Faust's ``take_events``: at
+most ``max_batch_records`` records or ``flush_interval_s`` of waiting), hands them to the
+processor synchronously, and acknowledges them after the batch returns — so offsets are
+committed only for records whose state is already on its way to the changelog. Nothing raises
+out of the agent: a Faust agent that raises hangs the worker (FIELD-NOTES); the processor
+dead-letters and logs instead.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 
-from classtrace.topics import EVENTS
 from stream_processors.app import FaustTable, RecordWriter, TopicOutputs, WorkerConfig, build_app
-from stream_processors.batching import consumer_caught_up, take_batches
+from stream_processors.batching import BatchingStream
 from stream_processors.processor import Processor, ProcessorConfig, Record
 
 __all__ = ["create_worker_app"]
@@ -49,12 +49,10 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
             processor.stats.first_record_at = time.time()
         return value
 
-    async def process(stream: Any) -> None:
+    async def process(stream: faust.StreamT[Any]) -> None:
         stream.add_processor(mark_first)
-        batches = take_batches(
-            stream, config.max_batch_records, config.flush_interval_s, consumer_caught_up(app, EVENTS)
-        )
-        async for events in batches:
+        batching = cast(BatchingStream, stream)  # the app's Stream= setting (build_app)
+        async for events in batching.take_batches(config.max_batch_records, config.flush_interval_s):
             processor.process_records(
                 [
                     Record(
@@ -63,7 +61,7 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
                     for e in events
                 ]
             )
-            # Before take_batches acks these events (when the loop asks for the next batch).
+            # Before Faust acks these events (when the loop asks for the next batch).
             await send(writer)
 
     app.agent(topics["events"], name="classtrace-metrics")(process)

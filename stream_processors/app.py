@@ -1,12 +1,20 @@
 """Builds the Faust app of ``classtrace worker``: topics, changelogged tables, settings.
 
-The only Faust-aware modules besides :mod:`stream_processors.agents` (and
-:mod:`stream_processors.delivery`, two fixes to Faust's record delivery, and
-:mod:`stream_processors.batching`, the agent's batches); the logic lives in
+The only Faust-aware modules besides :mod:`stream_processors.agents`,
+:mod:`stream_processors.batching` (the agent's batches: a ``Stream`` subclass set with Faust's
+``Stream=`` setting) and :mod:`stream_processors.delivery` (the one shim of a Faust method, for
+a recovery race that loses records; applied here, in :func:`build_app`); the logic lives in
 :mod:`stream_processors.processor`. Settings that matter (FIELD-NOTES): group timings that let
 Tansu rebalance in ~3 s, ``producer_linger`` 5 ms so changelog and metric records share produce
 requests, memory store with changelog recovery (state survives a restart through Kafka), the web
 server off (``classtrace worker`` serves nothing; the dashboard has its own).
+
+Faust internals still touched here, none of them patched: :class:`RecordWriter` takes the
+aiokafka producer with ``Producer._ensure_producer()`` (Faust has no public accessor) to send
+whole record batches, and :class:`FaustTable` reads and writes the memory store's dict under
+``Table.data``. The consumer's fetch wait is Faust's hard-coded 1500 ms (no setting exists in
+0.15.3): on a broker that holds an empty fetch for the whole wait (Tansu), a record that arrives
+while the worker is idle can wait up to that long before it is fetched.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from typing import Any
 import faust
 
 from classtrace.topics import DEADLETTER, EVENTS, METRICS
-from stream_processors.delivery import deliver_inline, seek_with_flow_stopped
+from stream_processors.batching import BatchingStream
+from stream_processors.delivery import seek_with_flow_stopped
 
 __all__ = ["FaustTable", "RecordWriter", "TopicOutputs", "WorkerConfig", "build_app", "tune_gc"]
 
@@ -39,8 +48,8 @@ class WorkerConfig:
     app_id: str = "classtrace-worker"
     """Consumer group and changelog topic prefix: workers with the same id share the partitions."""
     flush_interval_s: float = 0.2
-    """Longest a record waits before its batch is processed, written and emitted (latency bound;
-    twice that while a backlog is read: stream_processors.batching)."""
+    """``within`` of Faust's ``take_events``: a record waits about this long at most before its
+    batch is processed, written and emitted (stream_processors.batching)."""
     max_batch_records: int = 2000
     """Records per batch at most. A batch writes each classroom it touched once, so a bigger one
     writes less per record when a backlog is read (2000 against 1000: ~15 % less CPU per event on
@@ -158,7 +167,6 @@ class TopicOutputs:
         self._writer.add(DEADLETTER, None, key, value)
 
 
-_FETCH_MAX_WAIT_MS = 100
 _GC_THRESHOLDS = (20_000, 50, 20)
 
 
@@ -176,35 +184,9 @@ def tune_gc() -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
-def _shorten_fetch_wait() -> None:
-    """Make Faust's consumer long-poll for 100 ms instead of its hard-coded 1500 ms.
-
-    Faust passes ``fetch_max_wait_ms=1500`` to aiokafka with no setting to change it; a broker
-    that holds a fetch for the whole wait when it starts empty (Tansu does) then adds up to 1.5 s
-    to every record's latency. aiokafka reads the attribute when the consumer starts, so setting
-    it on the created consumer is enough.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    thread_cls: Any = driver.AIOKafkaConsumerThread
-    if getattr(thread_cls, "_classtrace_patched", False):
-        return
-    original = thread_cls._create_worker_consumer
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = _FETCH_MAX_WAIT_MS
-        return consumer
-
-    thread_cls._create_worker_consumer = create
-    thread_cls._classtrace_patched = True
-
-
 def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app with its topics and tables; agents are attached by :mod:`.agents`."""
-    _shorten_fetch_wait()
-    deliver_inline()
-    seek_with_flow_stopped()
+    seek_with_flow_stopped()  # the one shim of Faust (stream_processors.delivery)
     brokers = [f"kafka://{server.strip()}" for server in config.bootstrap.split(",")]
     datadir = config.data_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +208,7 @@ def build_app(config: WorkerConfig) -> faust.App:
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=16384,
         consumer_max_fetch_size=8 * 1024 * 1024,
+        Stream=BatchingStream,  # the agent's batches (stream_processors.batching)
     )
     raw: dict[str, Any] = {
         "key_type": bytes,

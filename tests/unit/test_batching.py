@@ -1,136 +1,125 @@
-"""The worker's batches: take_events' limits, and an early end once the backlog is read."""
+"""The worker's batches: a Stream subclass set with Faust's ``Stream=`` setting, whose batches
+are Faust's own ``take_events`` — limits, order, acks and clean-up, driven through real agents."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from types import SimpleNamespace
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.types import TP
 
-from stream_processors.batching import consumer_caught_up, take_batches
+from stream_processors.app import WorkerConfig, build_app
+from stream_processors.batching import BatchingStream
 
 LONG = 60.0  # a ``within`` no test waits for
+T = TypeVar("T")
 
 
-def batches_of(
-    values: int, max_: int, within: float, caught_up: Callable[[], bool], wait: float
-) -> list[list[bytes]]:
-    """Send ``values`` records to an agent that batches them; the batches seen after ``wait`` s."""
+def new_app() -> faust.App:
+    return faust.App(f"test-batching-{time.monotonic_ns()}", value_serializer="raw", Stream=BatchingStream)
 
-    async def main() -> list[list[bytes]]:
-        app = faust.App(f"test-batching-{time.monotonic_ns()}", value_serializer="raw")
-        got: list[list[bytes]] = []
 
-        @app.agent()
-        async def collect(stream: Any) -> None:
-            async for events in take_batches(stream, max_, within, caught_up):
-                got.append([e.value for e in events])
+async def until(done: Callable[[], bool], wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
-        async with collect.test_context() as agent:
-            for n in range(values):
-                await agent.send(value=str(n).encode())
-            deadline = time.monotonic() + wait
-            while sum(map(len, got)) < values and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            return list(got)  # before the agent stops (a stopping stream yields what it holds)
+
+def run_agent(
+    body: Callable[[BatchingStream], Awaitable[None]],
+    values: list[bytes],
+    seen: Callable[[], T],
+    done: Callable[[T], bool],
+    wait: float,
+) -> T:
+    """Send ``values`` to an agent running ``body`` on its stream; ``seen()`` once ``done(seen())``
+    or after ``wait`` s, taken before the agent stops (a stopping stream yields what it holds)."""
+
+    async def main() -> T:
+        app = new_app()
+
+        async def agent_body(stream: Any) -> None:
+            await body(stream)
+
+        agent: Any = app.agent()(agent_body)
+        async with agent.test_context() as running:
+            for value in values:
+                await running.send(value=value)
+            await until(lambda: done(seen()), wait)
+            return seen()
 
     return asyncio.run(main())
 
 
-def test_a_read_backlog_ends_the_batch_without_waiting_out_within():
-    got = batches_of(3, max_=8, within=LONG, caught_up=lambda: True, wait=10)
-    assert got == [[b"0", b"1", b"2"]]
+def batches_of(values: int, max_: int, within: float, wait: float) -> list[list[bytes]]:
+    """The batches an agent sees of ``values`` records within ``wait`` s."""
+    got: list[list[bytes]] = []
+
+    async def body(stream: BatchingStream) -> None:
+        async for events in stream.take_batches(max_, within):
+            got.append([e.value for e in events])
+
+    return run_agent(
+        body,
+        [str(n).encode() for n in range(values)],
+        lambda: list(got),
+        lambda g: sum(map(len, g)) >= values,
+        wait,
+    )
 
 
-def test_while_more_is_fetched_the_batch_waits():
-    assert batches_of(3, max_=8, within=LONG, caught_up=lambda: False, wait=1) == []
+def test_the_worker_app_makes_every_stream_a_batching_stream(tmp_path: Path) -> None:
+    app = build_app(WorkerConfig("127.0.0.1:9", 2, tmp_path))  # builds only: nothing connects
+    assert cast(object, app.conf.Stream) is BatchingStream
+    assert isinstance(app.stream(app.classtrace_topics["events"]), BatchingStream)  # type: ignore[attr-defined]
 
 
-def test_a_batch_under_a_quarter_of_max_waits_for_within_even_when_caught_up():
-    assert batches_of(1, max_=8, within=LONG, caught_up=lambda: True, wait=1) == []
-    assert batches_of(1, max_=8, within=0.2, caught_up=lambda: True, wait=10) == [[b"0"]]
-
-
-def test_the_tail_of_a_backlog_ends_at_once_and_then_small_batches_wait_again():
-    async def main() -> list[list[bytes]]:
-        app = faust.App(f"test-batching-{time.monotonic_ns()}", value_serializer="raw")
-        got: list[list[bytes]] = []
-
-        @app.agent()
-        async def collect(stream: Any) -> None:
-            async for events in take_batches(stream, 8, LONG, lambda: True):
-                got.append([e.value for e in events])
-
-        async def until(n: int, wait: float) -> None:
-            deadline = time.monotonic() + wait
-            while len(got) < n and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-
-        async with collect.test_context() as agent:
-            for _ in range(8):  # a full batch: a backlog
-                await agent.send(value=b"backlog")
-            await until(1, 10)
-            await agent.send(value=b"tail")  # under a quarter, right after a full batch
-            await until(2, 10)
-            await agent.send(value=b"trickle")  # under a quarter after a small batch: waits
-            await until(3, 1)
-            return list(got)
-
-    assert asyncio.run(main()) == [[b"backlog"] * 8, [b"tail"]]
-
-
-def test_a_batch_still_reading_a_backlog_at_within_fills_on_for_one_more_within():
-    # within 2 s: nothing at 3 s while more is fetched (ended at 4 s); at once when caught up
-    assert batches_of(3, max_=8, within=2.0, caught_up=lambda: False, wait=3) == []
-    assert batches_of(3, max_=8, within=2.0, caught_up=lambda: False, wait=10) == [[b"0", b"1", b"2"]]
-    assert batches_of(1, max_=8, within=2.0, caught_up=lambda: True, wait=3) == [[b"0"]]
-
-
-def test_batches_never_exceed_max_and_keep_every_record_in_order():
-    got = batches_of(20, max_=8, within=0.2, caught_up=lambda: False, wait=10)
+def test_batches_never_exceed_max_and_keep_every_record_in_order() -> None:
+    got = batches_of(20, max_=8, within=0.2, wait=10)
     assert [len(b) for b in got] == [8, 8, 4]
     assert [v for b in got for v in b] == [str(n).encode() for n in range(20)]
 
 
-class Consumer:
-    """What consumer_caught_up reads of Faust's consumer."""
-
-    def __init__(self, read: dict[TP, int | None], high: dict[TP, int]) -> None:
-        self._read_offset = read
-        self._high = high
-
-    def assignment(self) -> set[TP]:
-        return set(self._read_offset)
-
-    def highwater(self, tp: TP) -> int:
-        if tp not in self._high:
-            raise AssertionError("Partition is not assigned")  # as aiokafka says it
-        return self._high[tp]
+def test_a_batch_under_max_comes_once_within_has_passed() -> None:
+    assert batches_of(3, max_=8, within=LONG, wait=1) == []  # neither full nor within passed
+    assert batches_of(3, max_=8, within=0.2, wait=10) == [[b"0", b"1", b"2"]]
 
 
-def caught_up(read: dict[TP, int | None], high: dict[TP, int]) -> bool:
-    return consumer_caught_up(SimpleNamespace(consumer=Consumer(read, high)), "events")()
+def test_a_batch_is_acked_only_when_the_agent_asks_for_the_next_one() -> None:
+    acked_while_processed: list[bool] = []
+    acked_after: list[bool] = []
+
+    async def body(stream: BatchingStream) -> None:
+        previous: list[Any] = []
+        async for events in stream.take_batches(4, 0.2):
+            acked_after.extend(e.message.acked for e in previous)
+            acked_while_processed.extend(e.message.acked for e in events)
+            previous = list(events)
+
+    run_agent(body, [b"x"] * 10, lambda: len(acked_while_processed), lambda n: n >= 10, 10)
+    assert acked_while_processed == [False] * 10
+    assert acked_after == [True] * 8  # the first two batches; the last is acked on the next ask
 
 
-def test_caught_up_means_every_partition_of_the_topic_delivered_to_its_watermark():
-    e0, e1, other = TP("events", 0), TP("events", 1), TP("lessons-changelog", 0)
-    assert caught_up({e0: 9, e1: 4}, {e0: 10, e1: 5})
-    assert not caught_up({e0: 9, e1: 3}, {e0: 10, e1: 5})  # partition 1 has a record left
-    assert caught_up({e0: 9, e1: 4, other: 0}, {e0: 10, e1: 5, other: 500})  # other topics: not ours
-    assert caught_up({e0: None}, {e0: 0})  # nothing delivered, nothing there
-    assert not caught_up({e0: 9, e1: 4}, {e0: 10})  # partition 1 no longer assigned: a rebalance
+def test_leaving_the_loop_runs_fausts_clean_up_and_the_stream_reads_on() -> None:
+    first: list[bytes] = []
+    rest: list[bytes] = []
+    acks_after: list[bool] = []
 
+    async def body(stream: BatchingStream) -> None:
+        async with aclosing(stream.take_batches(4, LONG)) as batches:
+            async for events in batches:
+                first.extend(e.value for e in events)
+                break
+        acks_after.append(stream.enable_acks)  # take_events turned them off for its own acks
+        async for value in stream:  # no buffering processor left to swallow records
+            rest.append(value)
 
-def test_fausts_consumer_still_keeps_the_read_offsets_caught_up_reads():
-    """consumer_caught_up reads Faust's per-partition read offset (the last record its drain
-    loop delivered): if a Faust release renames it, this says so at once."""
-    import inspect
-
-    from faust.transport.consumer import Consumer as FaustConsumer
-
-    assert "set_read_offset(tp, offset)" in inspect.getsource(FaustConsumer._drain_messages)
-    assert "self._read_offset = defaultdict" in inspect.getsource(FaustConsumer.__init__)
+    run_agent(body, [str(n).encode() for n in range(6)], lambda: len(rest), lambda n: n >= 2, 10)
+    assert first == [b"0", b"1", b"2", b"3"]
+    assert acks_after == [True]
+    assert rest == [b"4", b"5"]
