@@ -94,12 +94,12 @@ class WindowState:
         hands = hand_raising(self.hands, self.observations)
         if hands is not None:
             values.append(("hand_raising", hands))
-        (s0, ms0), (s1, ms1) = divmod(self.start_ms, 1000), divmod(self.start_ms + WINDOW_MS, 1000)
-        start, end = {"seconds": s0, "nanos": ms0 * 1_000_000}, {"seconds": s1, "nanos": ms1 * 1_000_000}
         add = batch.points.add
         for metric, value in values:
-            add(school_id=self.school_id, classroom_id=self.classroom_id, lesson_id=lesson, metric=metric,
-                value=value, window_start=start, window_end=end)  # fmt: skip
+            point = add(school_id=self.school_id, classroom_id=self.classroom_id, lesson_id=lesson,
+                        metric=metric, value=value)  # fmt: skip
+            ms_to_ts(self.start_ms, point.window_start)
+            ms_to_ts(self.start_ms + WINDOW_MS, point.window_end)
 
     def to_bytes(self) -> bytes:
         """The table value."""
