@@ -137,7 +137,11 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created now.
 
-    Existing topics are left as they are (idempotent), so this runs at every start-up.
+    Existing topics are left as they are (idempotent), so this runs at every start-up. On a
+    cluster with ACLs (infra/kafka/acls.py) a role may not create topics: Kafka then answers
+    TOPIC_AUTHORIZATION_FAILED even for a topic that exists, and the operator's init step
+    created it. Such topics are left to that step, and not waited for (a role may not even
+    see a topic it has no rights on).
     """
     admin = make_admin(bootstrap, options)
     wanted = [
@@ -151,16 +155,23 @@ def ensure_topics(
     ]
     futures = admin.create_topics(wanted, request_timeout=timeout)
     created: list[str] = []
+    not_ours: set[str] = set()
     for name, future in futures.items():
         try:
             future.result(timeout=timeout)
             created.append(name)
         except KafkaException as exc:
             err = exc.args[0]
-            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                not_ours.add(name)
                 continue
             raise BrokerError(f"cannot create topic {name!r} on {bootstrap!r}: {err}") from None
-    _wait_for_metadata(admin, [t.topic for t in wanted], timeout)
+    if not_ours:
+        logger.info("not allowed to create topics %s: left to the operator", ",".join(sorted(not_ours)))
+    _wait_for_metadata(admin, [t.topic for t in wanted if t.topic not in not_ours], timeout)
     if created:
         logger.info("created topics %s partitions=%d", ",".join(sorted(created)), partitions)
     return created
