@@ -209,6 +209,12 @@ def build_app(config: WorkerConfig) -> faust.App:
         stream_buffer_maxsize=16384,
         consumer_max_fetch_size=8 * 1024 * 1024,
         Stream=BatchingStream,  # the agent's batches (stream_processors.batching)
+        # Tansu 0.6.0 reports a partition's high watermark as the last record batch's base
+        # offset + 1, so a worker that read a changelog (as standby or active) to its real end
+        # finds its offsets "beyond" the watermark at the next rebalance, and Faust's check
+        # crashes the recovery (ConsistencyError). The check guards a persisted store's files
+        # against a deleted topic; the memory store persists nothing.
+        recovery_consistency_check=False,
     )
     raw: dict[str, Any] = {
         "key_type": bytes,

@@ -1,12 +1,15 @@
 """Workers that share the partitions: one joins mid-lesson, the other leaves, and every lesson's
 final summary is still the one a single uninterrupted worker gives — state moves through the
-changelogs, and records delivered again to the new owner are not counted twice."""
+changelogs, and records delivered again to the new owner are not counted twice. Each worker's
+recovery went through the one Faust shim (stream_processors.delivery): a Faust release that no
+longer seeks with the flow running fails here, and the shim can be reviewed."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -44,6 +47,15 @@ def test_a_worker_joining_and_another_leaving_mid_lesson_change_no_summary(fresh
         for k in range(third, 2 * third, 4):
             send(slice(k - 1, k + 4))  # each step overlaps the last: duplicates across owners
             time.sleep(0.5)
+        # Both workers have recovered from the join (each recovery logs the seek shim) before the
+        # first leaves: the second's start takes longer than the sends above, and without this
+        # wait the first had often left before the second joined — no shared rebalance at all.
+        _until(
+            lambda: first.seeks_with_flow_stopped() >= 2 and second.seeks_with_flow_stopped() >= 1,
+            90,
+            "both workers' recovery from the join",
+            second,
+        )
         first.stop()  # leaves: the second worker takes every partition, restoring their state
         send(slice(2 * third - 2, None))  # the rest, ENDED included, with two records again
         metrics.poll_until(
@@ -59,6 +71,21 @@ def test_a_worker_joining_and_another_leaving_mid_lesson_change_no_summary(fresh
                 worker.stop()
     counted = [_records(w.output()) for w in (first, second)]
     assert all(n > 0 for n in counted), f"both workers should have processed records: {counted}"
+    # Every recovery seeks to the committed offsets with the flow running, and the shim stopped
+    # it: the first worker's at its start and when the second joined, the second's when it
+    # joined and when the first left.
+    seeks = [w.seeks_with_flow_stopped() for w in (first, second)]
+    assert min(seeks) >= 2, f"the seek shim should have run in every recovery: {seeks}"
+
+
+def _until(done: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{worker.output()[-3000:]}"
+        assert worker.proc is not None and worker.proc.poll() is None, (
+            f"worker exited:\n{worker.output()[-3000:]}"
+        )
+        time.sleep(0.2)
 
 
 def _records(log: str) -> int:

@@ -7,6 +7,7 @@ exit (FIELD-NOTES), and a test must be able to SIGKILL it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,6 +48,12 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def seeks_with_flow_stopped(self) -> int:
+        """How often the worker's Faust shim (stream_processors.delivery) found the flow running at
+        a seek and stopped it, as its last log line of the shim says (0: never)."""
+        found = re.findall(r"seek_shim calls=\d+ flow_stopped=(\d+)", self.output())
+        return int(found[-1]) if found else 0
 
     def kill(self) -> None:
         assert self.proc is not None
