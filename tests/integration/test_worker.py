@@ -1,5 +1,7 @@
 """classtrace worker over the real broker: a recorded lesson replayed in order, shuffled and with
-duplicates yields identical summaries; poison records are dead-lettered and the stream goes on."""
+duplicates yields identical summaries; records the worker cannot use (undecodable, unkeyed) are
+dead-lettered and the stream goes on. Events on the topic are trusted (their writers validated
+them: docs/DESIGN.md §9), so the worker does not re-judge their fields."""
 
 from __future__ import annotations
 
@@ -28,10 +30,9 @@ def test_replay_in_order_shuffled_and_duplicated_gives_identical_summaries(fresh
     duplicated = duplicated + rng.sample(duplicated, len(duplicated) // 2)
     rng.shuffle(duplicated)
 
-    poison_event = recorded_lesson(seed=9, start_ms=start_ms, classroom="room-b", lesson="lesson-b")[5]
-    poison_event.trace.student_id = "S20230517"  # a raw student id: must never be counted
+    unkeyed = recorded_lesson(seed=9, start_ms=start_ms, classroom="room-b", lesson="lesson-b")[5:6]
     records: list[tuple[bytes | None, bytes]] = [(b"room-b", b"\x00not protobuf")]
-    records.append((b"room-b", pb.EventBatch(events=[poison_event]).SerializeToString()))
+    records.append((None, pb.EventBatch(events=unkeyed).SerializeToString()))  # no classroom key
     for room, events in (("room-a", in_order), ("room-b", shuffled), ("room-c", duplicated)):
         records += [(room.encode(), value) for value in chunks(events, 40)]
     rng.shuffle(records)  # rooms interleave; each room's own records keep their (shuffled) order
@@ -66,11 +67,12 @@ def test_replay_in_order_shuffled_and_duplicated_gives_identical_summaries(fresh
         letters = dead.letters()
         assert all(d.source == "worker" for d in letters)
         assert any("EventBatch" in d.error for d in letters)
-        assert any(d.error.startswith("trace.student_id") for d in letters)
-        assert all("S20230517" not in d.error for d in letters)
+        assert any("no key" in d.error for d in letters)
         devices = {d.device_id for b in metrics.batches() for d in b.devices if d.classroom_id == "room-a"}
         assert devices == {"app-1", "cam-1", "tab-1", "tab-2", "tab-3"}
     finally:
         metrics.close()
         dead.close()
         assert worker.stop() == 0, worker.output()[-3000:]
+    # The start-up recovery sought to the committed offsets with the flow running: the seek shim ran.
+    assert worker.seeks_with_flow_stopped() >= 1, worker.output()[-3000:]
