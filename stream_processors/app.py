@@ -15,9 +15,10 @@ whole record batches, and :class:`FaustTable` reads and writes the memory store'
 ``Table.data``. The consumer's fetch wait is Faust's hard-coded 1500 ms (no setting exists in
 0.15.3; the patch of ``AIOKafkaConsumerThread._create_worker_consumer`` that set 100 ms is gone).
 On a broker that holds an empty fetch for the whole wait (Tansu), a record that arrives while
-the worker is idle can wait up to that long, and a catch-up stalls once: a fetch of the
-partitions already read is held 1.5 s while the rest wait behind it (bench/processors.py, 200k
-events: worker 117–126k events/s with the patch, 82–85k without, two runs each).
+the worker is idle can wait up to that long, and a catch-up stalls about 1.5 s once (likely a
+held fetch of the partitions already read, with the rest queued behind it; not traced): on
+bench/processors.py's 200k events the worker ran 117–126k events/s with the patch, 82–85k
+without (two runs each).
 """
 
 from __future__ import annotations
