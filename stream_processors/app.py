@@ -26,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faust
 
+from classtrace.errors import ConfigError
 from classtrace.topics import DEADLETTER, EVENTS, METRICS
 from stream_processors.batching import BatchingStream
 from stream_processors.delivery import seek_with_flow_stopped
@@ -61,6 +63,34 @@ class WorkerConfig:
     records of 100 events. Below saturation ``flush_interval_s`` closes batches long before."""
     summary_interval_s: float = 1.0
     window_retention_s: float = 1800.0
+    kafka_options: Mapping[str, str] = field(default_factory=dict)
+    """librdkafka client properties from CLASSTRACE_KAFKA_*: the SASL/TLS ones are given to
+    Faust's aiokafka clients too (:func:`broker_credentials`)."""
+
+
+def broker_credentials(options: Mapping[str, str]) -> faust.types.auth.CredentialsT | None:
+    """Faust credentials for the librdkafka security properties every other role uses.
+
+    One set of settings for every client: ``security.protocol`` SASL_PLAINTEXT or SASL_SSL with
+    ``sasl.mechanism`` / ``sasl.username`` / ``sasl.password`` (infra/kafka/acls.py gives the
+    worker its own principal), SSL alone as an SSL context. PLAINTEXT (the embedded broker): None.
+    """
+    protocol = options.get("security.protocol", "PLAINTEXT").upper()
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=options.get("ssl.ca.location"))
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=options.get("sasl.username"),
+            password=options.get("sasl.password"),
+            mechanism=options.get("sasl.mechanism", "PLAIN").upper(),
+            ssl_context=context,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol != "PLAINTEXT":
+        raise ConfigError("security.protocol", f"{protocol!r} is not one the worker can use")
+    return None
 
 
 class RecordWriter:
@@ -197,6 +227,7 @@ def build_app(config: WorkerConfig) -> faust.App:
     app = faust.App(
         config.app_id,
         broker=brokers,
+        broker_credentials=broker_credentials(config.kafka_options),
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,

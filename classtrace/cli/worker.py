@@ -76,6 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         app_id=args.app_id,
         flush_interval_s=args.flush_interval,
         summary_interval_s=args.summary_interval,
+        kafka_options=settings.kafka_options,
     )
     app, processor = create_worker_app(config)
     tune_gc()
