@@ -35,5 +35,5 @@ def test_ssl_alone_is_an_ssl_context():
 
 
 def test_an_unknown_protocol_is_refused():
-    with pytest.raises(ConfigError, match="security.protocol"):
+    with pytest.raises(ConfigError, match=r"security\.protocol"):
         broker_credentials({"security.protocol": "KERBEROS_ONLY"})
