@@ -1,6 +1,6 @@
 # One command per chore; `make check` runs exactly what CI runs (.ci/run).
 PY ?= .venv/bin/python
-PACKAGES = classtrace producers stream_processors sinks smart_classroom_agents loadtests
+PACKAGES = classtrace producers stream_processors sinks readers smart_classroom_agents loadtests
 
 .PHONY: install proto lint typecheck test test-fast check bench
 

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from classtrace.cli.common import resolve_bootstrap
-    from sinks.dashboard.app import build_app
+    from readers.dashboard.app import build_app
 
     bootstrap = resolve_bootstrap(settings)
     app = build_app(bootstrap, settings.kafka_options)

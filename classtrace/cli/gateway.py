@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     routes: list[BaseRoute] = []
     lifespans = []
     if args.with_dashboard:
-        from sinks.dashboard.app import live_routes
+        from readers.dashboard.app import live_routes
 
         live = live_routes(bootstrap, options)
         routes = list(live.routes)

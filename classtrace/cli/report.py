@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Write the report; prints its path. 1 when the teacher or lesson has no data."""
     from classtrace.clickhouse import close_quietly, connect, store_errors
-    from sinks.reports import load_lesson, load_teacher, render_lesson, render_teacher
+    from readers.reports import load_lesson, load_teacher, render_lesson, render_teacher
 
     client = connect(settings, database=args.database)
     try:

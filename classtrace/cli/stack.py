@@ -104,7 +104,7 @@ class EmbeddedStack:
 
         restored = restore_registry(self.data_dir, self.bootstrap, self.settings.kafka_options)
         logger.info("restored device registry devices=%s", restored)
-        from sinks.dashboard.viewers import ensure_admin_token, restore_viewers
+        from readers.dashboard.viewers import ensure_admin_token, restore_viewers
 
         restore_viewers(self.data_dir, self.bootstrap, self.settings.kafka_options)
         self._viewer_token = ensure_admin_token(self.data_dir, self.bootstrap, self.settings.kafka_options)

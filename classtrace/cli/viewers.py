@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Do the action; 0 on success, 1 when revoking an unknown viewer."""
-    from sinks.dashboard.viewers import add_viewer, list_viewers, revoke_viewer
+    from readers.dashboard.viewers import add_viewer, list_viewers, revoke_viewer
 
     bootstrap = resolve_bootstrap(settings)
     options = settings.kafka_options

@@ -16,8 +16,8 @@ import pytest
 
 from classtrace.kafka import ensure_topics
 from classtrace.topics import TopicSpec
-from sinks.dashboard.app import build_app
-from sinks.dashboard.viewers import add_viewer
+from readers.dashboard.app import build_app
+from readers.dashboard.viewers import add_viewer
 from tests.helpers.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

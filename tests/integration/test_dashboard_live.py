@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from sinks.dashboard.app import build_app
-from sinks.dashboard.viewers import (
+from readers.dashboard.app import build_app
+from readers.dashboard.viewers import (
     Viewer,
     ViewerRegistry,
     add_viewer,

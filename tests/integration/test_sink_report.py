@@ -8,10 +8,10 @@ import pytest
 
 from classtrace.codec import ms_to_ts
 from classtrace.v1 import pipeline_pb2 as ppb
+from readers.reports import load_lesson, load_teacher, render_lesson, render_teacher
 from sinks.batcher import Batch, SinkTopics
 from sinks.clickhouse_writer import ClickHouseWriter
 from sinks.metrics import sink_metrics
-from sinks.reports import load_lesson, load_teacher, render_lesson, render_teacher
 from tests.helpers.sinkdata import lesson_summary
 
 pytestmark = pytest.mark.integration

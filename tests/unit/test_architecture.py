@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("producers", "stream_processors", "sinks", "smart_classroom_agents", "loadtests")
+STAGES = ("producers", "stream_processors", "sinks", "readers", "smart_classroom_agents", "loadtests")
 # What each package may import of the project (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "classtrace": set(),
     "producers": {"classtrace"},
     "stream_processors": {"classtrace"},
     "sinks": {"classtrace"},
+    "readers": {"classtrace"},
     "smart_classroom_agents": {"classtrace", "producers"},
     "loadtests": {"classtrace", "producers", "smart_classroom_agents"},
 }

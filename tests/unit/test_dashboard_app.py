@@ -9,9 +9,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from sinks.dashboard.app import LiveService, live_routes
-from sinks.dashboard.state import LiveState
-from sinks.dashboard.viewers import Viewer, ViewerRegistry, hash_token
+from readers.dashboard.app import LiveService, live_routes
+from readers.dashboard.state import LiveState
+from readers.dashboard.viewers import Viewer, ViewerRegistry, hash_token
 from tests.helpers.dashboard_support import batch, summary
 
 ALL, SCHOOL_A = "token-all", "token-a"

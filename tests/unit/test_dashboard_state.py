@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.dashboard.state import MAX_SERIES_POINTS, LiveState
+from readers.dashboard.state import MAX_SERIES_POINTS, LiveState
 from tests.helpers.dashboard_support import T0, batch, device, point, summary
 
 

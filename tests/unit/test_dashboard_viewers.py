@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import stat
 
-from sinks.dashboard import viewers as v
-from sinks.dashboard.viewers import Viewer, ViewerRegistry, hash_token
+from readers.dashboard import viewers as v
+from readers.dashboard.viewers import Viewer, ViewerRegistry, hash_token
 
 
 def _viewer(vid="v1", school="", token="tok", revoked=False):

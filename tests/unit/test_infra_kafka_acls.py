@@ -147,11 +147,11 @@ def test_consumer_groups_of_the_code_are_granted_to_their_role_only():
     # Never-joined readers (assign() only) still carry a random group id: classtrace.kafka builds
     # classtrace-<name>-<hex> for CompactedTopicReader, the dashboard's TopicTail its own.
     assert 'f"classtrace-{name}-{uuid.uuid4().hex[:8]}"' in _source("classtrace/kafka.py")
-    assert 'f"classtrace-dashboard-{uuid.uuid4().hex[:12]}"' in _source("sinks/dashboard/feed.py")
+    assert 'f"classtrace-dashboard-{uuid.uuid4().hex[:12]}"' in _source("readers/dashboard/feed.py")
     readers = {
         ("producers/gateway/auth.py", 'name="gateway"'): GATEWAY,
         ("producers/registry.py", 'name="devices"'): CLI,
-        ("sinks/dashboard/viewers.py", 'name="viewers"'): CLI,
+        ("readers/dashboard/viewers.py", 'name="viewers"'): CLI,
     }
     for (path, needle), principal in readers.items():
         assert needle in _source(path), (path, needle)

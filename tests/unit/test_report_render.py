@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sinks.reports.data import LessonData, TeacherData
-from sinks.reports.render import render_lesson, render_teacher
-from sinks.reports.svg import st_curve
+from readers.reports.data import LessonData, TeacherData
+from readers.reports.render import render_lesson, render_teacher
+from readers.reports.svg import st_curve
 
 STARTED = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SUMMARY = {

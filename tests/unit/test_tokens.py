@@ -7,7 +7,7 @@ import re
 
 from classtrace.tokens import TOKEN_BYTES, new_token, token_hash, token_matches
 from producers.gateway.auth import Binding, StaticDirectory
-from sinks.dashboard.viewers import Viewer, ViewerRegistry
+from readers.dashboard.viewers import Viewer, ViewerRegistry
 
 
 def test_new_tokens_are_random_urlsafe_and_prefixed():

@@ -12,7 +12,7 @@ import asyncio
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from sinks.dashboard.viewers import Viewer, ViewerRegistry
+from readers.dashboard.viewers import Viewer, ViewerRegistry
 
 __all__ = ["authenticate", "request_token", "unauthorized"]
 

@@ -1,7 +1,7 @@
 """Self-contained HTML reports (zh-CN by default, English with ``lang="en"``).
 
 One Jinja2 template (``templates/report.html``, autoescaped) with inline CSS and inline SVG
-charts (:mod:`sinks.reports.svg`): the file opens offline, by e-mail or on an inspector's laptop.
+charts (:mod:`readers.reports.svg`): the file opens offline, by e-mail or on an inspector's laptop.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from sinks.reports.data import LessonData, TeacherData
-from sinks.reports.svg import bar_stack, line_chart, st_curve
+from readers.reports.data import LessonData, TeacherData
+from readers.reports.svg import bar_stack, line_chart, st_curve
 
 __all__ = ["LANGS", "render_lesson", "render_teacher"]
 

@@ -19,7 +19,7 @@ from prometheus_client import Counter
 
 from classtrace.kafka import Consumer, KafkaError, Message, TopicPartition, make_consumer
 from classtrace.v1 import pipeline_pb2
-from sinks.dashboard.state import LiveState
+from readers.dashboard.state import LiveState
 
 __all__ = ["OFFSET_BEGINNING", "TopicTail", "metrics_handler"]
 

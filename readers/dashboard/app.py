@@ -33,10 +33,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from classtrace.topics import METRICS, VIEWERS
-from sinks.dashboard.auth import authenticate, unauthorized
-from sinks.dashboard.feed import TopicTail, metrics_handler
-from sinks.dashboard.state import LiveState
-from sinks.dashboard.viewers import Viewer, ViewerRegistry
+from readers.dashboard.auth import authenticate, unauthorized
+from readers.dashboard.feed import TopicTail, metrics_handler
+from readers.dashboard.state import LiveState
+from readers.dashboard.viewers import Viewer, ViewerRegistry
 
 __all__ = ["LiveRoutes", "LiveService", "build_app", "live_routes"]
 

@@ -29,7 +29,7 @@ from classtrace.errors import BrokerError
 from classtrace.kafka import Message, ensure_topics, make_producer, read_compacted
 from classtrace.tokens import new_token, token_hash
 from classtrace.topics import VIEWERS, TopicSpec
-from sinks.dashboard.feed import TopicTail
+from readers.dashboard.feed import TopicTail
 
 __all__ = [
     "ADMIN_TOKEN_FILE",

@@ -1,0 +1,1 @@
+"""What people read: the live inspection dashboard and the HTML reports."""
