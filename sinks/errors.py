@@ -16,8 +16,9 @@
                                             ClickHouse: the batch is abandoned uncommitted, so
                                             Kafka delivers it again after the restart (no loss)
 
-Decode and validation failures are not raised past the record that caused them: they become
-``dead_letters`` rows (errors as data, STYLE §7).
+A record that does not decode and a row ClickHouse refuses are not raised past the record that
+caused them: they become ``dead_letters`` rows (errors as data, STYLE §7). Events are not
+validated here: classtrace.events.v1 is trusted (docs/DESIGN.md §9).
 """
 
 from __future__ import annotations

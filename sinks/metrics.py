@@ -56,7 +56,7 @@ def sink_metrics() -> SinkMetrics:
         ),
         dead_letters=Counter(
             "classtrace_sink_dead_letters",
-            "Rows the sink dead-lettered itself (decode, invalid event, refused by ClickHouse)",
+            "Rows the sink dead-lettered itself (undecodable record, refused by ClickHouse)",
             ["reason"],
         ),
         records=Counter("classtrace_sink_records", "Kafka records consumed by the sink", ["topic"]),

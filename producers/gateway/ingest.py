@@ -4,15 +4,15 @@ Pure and synchronous (no I/O), so it is tested directly and costs only what it m
 Every request is decoded once with upb and judged by :func:`judge`; the rules themselves are
 :mod:`classtrace.validation`'s and nowhere else (one home per rule).
 
-1. **Device kind** (DESIGN §4): an event that leaves ``device_kind`` unset gets the kind the
-   device was registered with, *before* validation; a known kind that differs from the
+1. **Device kind** (docs/DESIGN.md §4, §9): an event that leaves ``device_kind`` unset gets the
+   kind the device was registered with, *before* validation; a known kind that differs from the
    registration is rejected. One set comprehension decides the common case (every event already
    carries the registered kind).
-2. **Validation and binding**, the common case first: the whole batch at once
-   (``read_batch``, one pass per field), whose distinct ids make the token-binding check three
-   set comparisons. A request with any rejected event falls back to per-event verdicts
-   (``read_event``), whose reasons are the only ones; a binding mismatch (ids, then kind) wins
-   over a rule broken by the same event.
+2. **Validation and binding**, the common case first: the whole batch at once (``read_batch``,
+   which is ``read_event`` on each event and collects the distinct ids), whose ids make the
+   token-binding check three set comparisons. A request with any rejected event falls back to
+   per-event verdicts (``read_event``), whose reasons are the only ones; a binding mismatch
+   (ids, then kind) wins over a rule broken by the same event.
 3. **Stamping**: every accepted event's ``received_at`` is overwritten with the receiver clock
    by one ``MergeFromString`` of a few hand-encoded bytes (the device's value never survives).
 4. Rejected events are cut out of the decoded batch in place and the batch is serialised once:
