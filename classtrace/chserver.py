@@ -1,9 +1,9 @@
 """A ClickHouse-HTTP endpoint in front of this process's chDB engine, for the other processes.
 
 chDB allows one engine per data directory per process, so the process that owns it (``classtrace
-up``) answers everybody else's SQL (DESIGN §2): ``classtrace query``, ``report``, the loadtest
-reconciliation. :class:`ChdbHttpServer` speaks enough of ClickHouse's HTTP interface for a stock
-``clickhouse_connect.get_client(host=..., port=..., password=...)`` client — and curl::
+up``) answers everybody else's SQL (docs/DESIGN.md §2): ``classtrace query``, ``report``, the
+loadtest reconciliation. :class:`ChdbHttpServer` speaks enough of ClickHouse's HTTP interface for a
+stock ``clickhouse_connect.get_client(host=..., port=..., password=...)`` client — and curl::
 
     server = ChdbHttpServer("/data/chdb").start()
     write_runtime(data_dir, Runtime(..., clickhouse_http_url=server.url,

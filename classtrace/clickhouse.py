@@ -1,6 +1,6 @@
 """The ClickHouse seam: the one module that imports ``clickhouse_connect`` (STYLE.md §4).
 
-Everything that talks to ClickHouse gets its client here, from a URL (DESIGN §3)::
+Everything that talks to ClickHouse gets its client here, from a URL (docs/DESIGN.md §3)::
 
     chdb:///abs/dir                      the embedded engine (chDB, in this process)
     http(s)://user:pass@host:port/db     a ClickHouse server — or the HTTP endpoint of the

@@ -2,7 +2,7 @@
 
 Every failure to decode is a :class:`~classtrace.errors.DecodeError` that keeps the raw bytes
 and, for a Kafka record, topic/partition/offset: a poison record is dead-lettered as received,
-never crashes a consumer. Decoding checks form only; the rules of DESIGN §4 are
+never crashes a consumer. Decoding checks form only; the rules of docs/DESIGN.md §4 are
 :mod:`classtrace.validation`'s. In particular an unknown enum *name* in JSON fails here, while an
 unknown enum *number* (kept by proto3's open enums, in binary and JSON alike) decodes and is
 rejected by validation.
@@ -142,8 +142,8 @@ def batch_from_json(body: bytes) -> pb.EventBatch:
 def batch_to_json(batch: pb.EventBatch, *, proto_field_names: bool = True) -> bytes:
     """Serialise an ``EventBatch`` as proto3 JSON bytes.
 
-    snake_case names by default (the names of DESIGN §4 and of the ClickHouse columns); every
-    proto3 JSON parser accepts them as well as lowerCamelCase.
+    snake_case names by default (the names of docs/DESIGN.md §4 and of the ClickHouse columns);
+    every proto3 JSON parser accepts them as well as lowerCamelCase.
     """
     obj = json_format.MessageToDict(batch, preserving_proto_field_name=proto_field_names)
     return orjson.dumps(obj)

@@ -5,7 +5,7 @@ catch the project's failures without catching programming errors::
 
     ClasstraceError
     ├── ConfigError            a setting is missing or malformed (names the setting)
-    ├── ValidationError        an event breaks a rule of DESIGN §4 (carries field and reason)
+    ├── ValidationError        an event breaks a rule of docs/DESIGN.md §4 (carries field and reason)
     ├── DecodeError            bytes that are not the expected message (keeps the raw bytes and
     │                          where they came from: topic/partition/offset)
     ├── BrokerError            Kafka or the embedded broker failed (start, connect, topic admin)
@@ -43,7 +43,7 @@ class ConfigError(ClasstraceError):
 
 
 class ValidationError(ClasstraceError):
-    """An event breaks a rule of DESIGN §4.
+    """An event breaks a rule of docs/DESIGN.md §4.
 
     ``field`` is the dotted path of the offending field (``trace.student_id``), ``reason`` the
     human-readable explanation that travels with the rejected event.

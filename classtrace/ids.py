@@ -1,4 +1,4 @@
-"""Identifiers: event ids (the idempotency key) and student pseudonyms (DESIGN §4).
+"""Identifiers: event ids (the idempotency key) and student pseudonyms (docs/DESIGN.md §4).
 
 A raw student identifier never leaves the device: the EdgeProducer replaces it with
 :func:`pseudonymise` before the event is spooled or sent, and every entry point rejects a

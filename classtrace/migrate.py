@@ -1,4 +1,4 @@
-"""Numbered, idempotent schema migrations of the ClickHouse database (DESIGN §6).
+"""Numbered, idempotent schema migrations of the ClickHouse database (docs/DESIGN.md §6).
 
 The files ``classtrace/migrations/NNNN_name.sql`` are applied in order of their number; each
 applied version is recorded with the SHA-256 of its file in ``<db>.schema_migrations``, so a

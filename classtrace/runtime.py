@@ -2,8 +2,8 @@
 
 ``classtrace up`` writes ``<data dir>/runtime.json`` once its services listen and removes it on a
 clean stop. ``devices``, ``simulate``, ``query``, ``report`` and ``loadtest`` read it, so no
-address is copied by hand (DESIGN §2). A file left by a killed stack is recognised as stale by
-its pid and ignored.
+address is copied by hand (docs/DESIGN.md §2). A file left by a killed stack is recognised as stale
+by its pid and ignored.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ClickHouse table contract in Python: names and types of the columns writers fill (DESIGN §6).
+"""The ClickHouse table contract in Python: names and types of the columns writers fill (docs/DESIGN.md §6).
 
 The migrations in ``classtrace/migrations/`` create the tables; this module lists what a writer
 (the sink's event → row flattening) needs without parsing SQL. A test compares
@@ -142,10 +142,10 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "metric_points": METRIC_POINT_COLUMNS,
     "dead_letters": DEAD_LETTER_COLUMNS,
 }
-"""Column names and types of each table of DESIGN §6, in table order (checked against DESCRIBE)."""
+"""Column names and types of each table of docs/DESIGN.md §6, in table order (checked against DESCRIBE)."""
 
 DATABASE_TABLES: tuple[str, ...] = tuple(TABLE_COLUMNS)
-"""The tables of DESIGN §6 (besides ``schema_migrations``)."""
+"""The tables of docs/DESIGN.md §6 (besides ``schema_migrations``)."""
 
 DATABASE_VIEWS: tuple[str, ...] = ("teacher_portrait",)
-"""The analyst views of DESIGN §6."""
+"""The analyst views of docs/DESIGN.md §6."""

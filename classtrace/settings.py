@@ -1,4 +1,4 @@
-"""The one typed, frozen settings object of a classtrace process (DESIGN §3).
+"""The one typed, frozen settings object of a classtrace process (docs/DESIGN.md §3).
 
 Built once at the entry point from ``CLASSTRACE_*`` environment variables and CLI flags (flags win);
 library code receives it, or the values it needs, as arguments and never reads ``os.environ``.
@@ -28,7 +28,7 @@ _CH_SCHEMES = ("http", "https", "chdb")
 
 
 class Settings(BaseModel):
-    """Settings of one classtrace process; see DESIGN §3 for the contract."""
+    """Settings of one classtrace process; see docs/DESIGN.md §3 for the contract."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

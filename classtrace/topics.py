@@ -1,4 +1,4 @@
-"""Kafka topic names and their configuration (DESIGN §5): the contract between the stages."""
+"""Kafka topic names and their configuration (docs/DESIGN.md §5): the contract between the stages."""
 
 from __future__ import annotations
 

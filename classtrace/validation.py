@@ -1,4 +1,4 @@
-"""The event rules of DESIGN §4: their one home, for every way onto classtrace.events.v1.
+"""The event rules of docs/DESIGN.md §4: their one home, for every way onto classtrace.events.v1.
 
 The SDK and the gateway validate every event here before it is written, so an event the edge
 accepts is never judged differently elsewhere; readers of the topic (the worker, the sink) trust
@@ -16,7 +16,7 @@ the offending field and whose ``reason`` says what was expected and what was fou
 with the event to the dead-letter topic. Reasons never echo a ``student_id``: a value that is not
 a pseudonym may be a raw student identifier, which must not reach logs or ``dead_letters``.
 
-Rules beyond DESIGN §4's list, decided here: ``lesson_id`` is required on lesson lifecycle
+Rules beyond docs/DESIGN.md §4's list, decided here: ``lesson_id`` is required on lesson lifecycle
 events; ``teacher_id`` on PHASE_STARTED; ``item_id`` on VERB_ANSWERED (answer accuracy is per
 item); the nil UUID is refused as an event id (a producer stuck on it would collapse every event
 into one); a behaviour may appear once per observation. ``received_at`` is not checked: a device's

@@ -3,7 +3,7 @@
 The tree, with what each error carries so the caller can act::
 
     ClasstraceError                      (classtrace.errors)
-    ├── ValidationError                  an event broke DESIGN §4 (field, reason): fix the event
+    ├── ValidationError                  an event broke docs/DESIGN.md §4 (field, reason): fix the event
     └── ProducerError
         ├── SpoolError                   the local spool failed (disk, corruption, locked)
         │   └── SpoolFull                the bounded spool is full (depth, capacity): back off,

@@ -9,7 +9,7 @@ wins, a revocation is a registration with ``revoked`` set), and every gateway ma
 Tansu keeps its log in memory, so the embedded stack also keeps every registration it publishes
 in ``<data dir>/devices.jsonl`` (hashes only, mode 0600); :func:`restore_registry` publishes them
 again when ``classtrace up`` starts, and a restarted stack accepts the tokens it issued before
-(DESIGN §2). With a production Kafka the topic alone is the durable record.
+(docs/DESIGN.md §2). With a production Kafka the topic alone is the durable record.
 
 Readers read the topic to its end with :func:`classtrace.kafka.read_compacted` (the gateway
 follows it with :class:`classtrace.kafka.CompactedTopicReader`); tokens are made and hashed by

@@ -4,7 +4,7 @@ Every event goes through the same steps, in this order:
 
 1. complete the envelope — a fresh UUID ``event_id``, the producer's school/classroom, the next
    per-device ``seq`` (persisted with the spool, so it survives restarts), ``occurred_at`` = now;
-2. pseudonymise ``trace.student_id`` on the device (DESIGN §4) — a raw id never leaves it;
+2. pseudonymise ``trace.student_id`` on the device (docs/DESIGN.md §4) — a raw id never leaves it;
 3. validate with :mod:`classtrace.validation`, the rules every entry point applies;
 4. append to the durable spool (one transaction per call) — only then does ``send_events``
    return;
@@ -210,7 +210,7 @@ class EdgeProducer:
         return ids
 
     def _pseudonymise(self, batch: list[pb.Event], schools: list[str], payloads: list[str | None]) -> None:
-        """Replace each learning trace's raw ``student_id`` with its pseudonym (DESIGN §4)."""
+        """Replace each learning trace's raw ``student_id`` with its pseudonym (docs/DESIGN.md §4)."""
         pseudonyms = self._pseudonyms
         for ev, school, payload in zip(batch, schools, payloads, strict=True):
             if payload != "trace":

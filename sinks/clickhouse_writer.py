@@ -49,7 +49,7 @@ as a merge would, before writing it. The sink's blocks hold no duplicates worth 
 re-delivered record comes in another block, under another token), yet on ``events`` that pass
 cost ~4.6 of ~7 µs per event of chDB's insert CPU (measured: 1M load-test events in 100k-row
 inserts, 7.2 → 2.6 µs). Off, duplicates collapse where they always had to: in background merges
-and under ``FINAL``, which every exact count already uses (DESIGN §6).
+and under ``FINAL``, which every exact count already uses (docs/DESIGN.md §6).
 """
 
 _TS = "DateTime64(3, 'UTC')"

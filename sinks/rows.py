@@ -1,4 +1,4 @@
-"""Kafka records → columnar blocks for the ClickHouse tables of DESIGN §6 (the sink's hot path).
+"""Kafka records → columnar blocks for the ClickHouse tables of docs/DESIGN.md §6 (the sink's hot path).
 
 A :class:`Block` holds one table's rows as one Python list per column, because clickhouse-connect
 serialises column-oriented data 3–5× faster than rows (FIELD-NOTES), and because an EventBatch

@@ -70,7 +70,7 @@ class _State:
 
 
 class SinkService:
-    """Consumes the events, metrics and dead-letter topics and writes the four tables of DESIGN §6.
+    """Consumes the events, metrics and dead-letter topics and writes the four tables of docs/DESIGN.md §6.
 
     ``client`` comes from :func:`classtrace.clickhouse.connect` with migrations applied; the
     service never opens ClickHouse itself, so the process owning chDB can run it (``classtrace

@@ -1,9 +1,9 @@
 """Simulated time: a lesson timetable replayed faster than (or as fast as) real time.
 
-Event time must pass validation (DESIGN §4: not more than 5 minutes in the future, not older than
-7 days), so a run faster than real time cannot start "now": it is anchored in the past such that
-its *last* event lands about now. A backfill (speed 0) replays the whole span at once; speed 1 is
-a live classroom.
+Event time must pass validation (docs/DESIGN.md §4: not more than 5 minutes in the future, not older
+than 7 days), so a run faster than real time cannot start "now": it is anchored in the past such
+that its *last* event lands about now. A backfill (speed 0) replays the whole span at once; speed 1
+is a live classroom.
 """
 
 from __future__ import annotations

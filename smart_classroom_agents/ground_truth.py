@@ -1,4 +1,4 @@
-"""Ground truth of a simulated run: expected event counts and per-lesson metrics (DESIGN §7).
+"""Ground truth of a simulated run: expected event counts and per-lesson metrics (docs/DESIGN.md §7).
 
 Computed from the events the simulator generated — after the fact and with code written from the
 DESIGN text alone, sharing nothing with the stream processors nor with the scripts that produced
@@ -25,7 +25,7 @@ from classtrace.v1 import events_pb2 as pb
 __all__ = ["GroundTruth", "LessonTruth", "compare_lesson", "teaching_mode"]
 
 _SAMPLE_NS = 30 * 1_000_000_000
-# DESIGN §4: the T set of S-T analysis (teacher acting). PATROLLING, GUIDING, LISTENING are not in it.
+# docs/DESIGN.md §4: the T set of S-T analysis (teacher acting). PATROLLING, GUIDING, LISTENING are not in it.
 _T_SET = frozenset(
     pb.TeachingBehavior.Kind.Value(f"KIND_{name}")
     for name in ("LECTURING", "QUESTIONING", "BOARD_WRITING", "DEMONSTRATING", "FEEDBACK", "ROLL_CALL")

@@ -1,7 +1,7 @@
 """Teaching-style scripts: the S-T code of every 30 s sample decided first, behaviour built around it.
 
-S-T analysis (DESIGN §7) samples a lesson at t_k = start + k·30 s and codes a sample T when a
-T-set teaching segment covers it. A script therefore starts from the code sequence it wants —
+S-T analysis (docs/DESIGN.md §7) samples a lesson at t_k = start + k·30 s and codes a sample T when
+a T-set teaching segment covers it. A script therefore starts from the code sequence it wants —
 long T runs for a lecture, long S runs for practice, short alternating runs for a dialogue, long
 alternating blocks for a mixed lesson — with margins away from the mode thresholds (0.3, 0.7,
 0.4), and only then lays teacher behaviour over the lesson as a partition into *windows*, one per

@@ -5,8 +5,8 @@ same table value as the counts it guards. Restored together from the changelog, 
 agree, so a record re-delivered after a crash is recognised event by event and never recounted,
 whatever the arrival order.
 
-An event is identified by ``(device_id, seq)``: DESIGN §4 makes seq per-device increasing, and
-the EdgeProducer persists its counter with the spool so a restarted device never reuses a number
+An event is identified by ``(device_id, seq)``: docs/DESIGN.md §4 makes seq per-device increasing,
+and the EdgeProducer persists its counter with the spool so a restarted device never reuses a number
 (producers/spool). A device's events of one lesson or window occupy a narrow range of seqs, so
 one bitmap per device (``[base, high, bytearray]``, bit ``i`` for seq ``base + i``) holds them
 in a bit per seq — far less than a set of UUIDs (FIELD-NOTES: keep state values small). The base

@@ -1,4 +1,4 @@
-"""The state of one lesson: everything DESIGN §7 needs to compute its summary, and nothing more.
+"""The state of one lesson: everything docs/DESIGN.md §7 needs to compute its summary, and nothing more.
 
 Each field is kept in a form that does not depend on arrival order: the union of T segments, a
 histogram of observations, the set of active students, the first attempt per (student, item),

@@ -37,7 +37,7 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 
 logger = logging.getLogger(__name__)
 
-_MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (DESIGN §4)
+_MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (docs/DESIGN.md §4)
 
 
 _HAND_RAISING = pb.ClassObservation.BEHAVIOR_HAND_RAISING

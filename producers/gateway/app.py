@@ -2,7 +2,7 @@
 
 ``build_app`` returns a Starlette app. The dashboard mounts its live routes into the same app
 through ``extra_routes`` (and ``lifespans`` for its own start/stop), so one port serves both, as
-``classtrace up`` and DESIGN §5 want. The gateway object is ``app.state.gateway``.
+``classtrace up`` and docs/DESIGN.md §5 want. The gateway object is ``app.state.gateway``.
 
 Order of whole-request checks (each a JSON ``{"error": ...}``): 401 missing/unknown token,
 415 content type, 413 body over the limit, 400 undecodable body, 413 over 1000 events; then
@@ -90,7 +90,7 @@ class Gateway:
         return _json({"error": message}, status, headers)
 
     async def post_events(self, request: Request) -> Response:
-        """``POST /v1/events`` (DESIGN §5)."""
+        """``POST /v1/events`` (docs/DESIGN.md §5)."""
         auth = request.headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

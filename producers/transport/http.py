@@ -23,7 +23,7 @@ __all__ = ["MAX_BODY_BYTES", "HttpTransport"]
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024  # the gateway's limit (DESIGN §5)
+MAX_BODY_BYTES = 1024 * 1024  # the gateway's limit (docs/DESIGN.md §5)
 _FATAL = frozenset({400, 413, 415})
 
 

@@ -3,7 +3,7 @@
 The producer comes from the Kafka seam (:mod:`classtrace.kafka`: idempotent, acks=all, lz4), so a
 delivered record is in every in-sync replica. A record whose delivery fails or times out is
 reported failed and stays spooled; if it did land after all, its events come again with the same
-event_ids, which every consumer deduplicates (DESIGN §6).
+event_ids, which every consumer deduplicates (docs/DESIGN.md §6).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Device heartbeats: every device reports its health every ``interval_s`` for the whole run.
 
 Heartbeats keep coming between lessons (with an empty ``lesson_id``), which is what lets the
-platform tell a quiet classroom from an offline one (DESIGN §7 ``device_offline``). A
+platform tell a quiet classroom from an offline one (docs/DESIGN.md §7 ``device_offline``). A
 :class:`HeartbeatSchedule` is asked for one period at a time, so a long run never holds all its
 heartbeats in memory.
 """

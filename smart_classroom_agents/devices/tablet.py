@@ -3,11 +3,11 @@
 The classroom's tablets sync through one tablet hub (one device id and one gateway token per
 classroom, not per tablet), which keeps device registration O(classrooms). Students are known by
 raw school numbers only inside this module: every trace leaves with the keyed pseudonym of
-DESIGN §4, computed here, on the device.
+docs/DESIGN.md §4, computed here, on the device.
 
 Answers follow a one-parameter logistic (Rasch) model: P(correct) = 1 / (1 + e^(b − θ)) for a
 student of ability θ and an item of difficulty b; latencies are log-normal; a wrong first answer
-is sometimes retried (only the first attempt counts for accuracy, DESIGN §7).
+is sometimes retried (only the first attempt counts for accuracy, docs/DESIGN.md §7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""answers and answer_accuracy (DESIGN §7): first ANSWERED attempt per (student, item).
+"""answers and answer_accuracy (docs/DESIGN.md §7): first ANSWERED attempt per (student, item).
 
 The first attempt is the one with the smallest ``(occurred_at, event_id)``: occurred_at as the
 definition says, the event_id breaking ties so the choice never depends on arrival order. Keeping

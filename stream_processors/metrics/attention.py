@@ -1,4 +1,4 @@
-"""attention_rate (DESIGN §7): the mean over observations of attentive / present.
+"""attention_rate (docs/DESIGN.md §7): the mean over observations of attentive / present.
 
 Observations are kept as a histogram of ``(attentive, present)`` pairs rather than a running float
 sum: a float sum depends on the order of its terms, a histogram summed with ``math.fsum`` (exact,

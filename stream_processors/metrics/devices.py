@@ -1,4 +1,4 @@
-"""device_offline (DESIGN §7): a device whose last heartbeat is older than 3 × its interval_s."""
+"""device_offline (docs/DESIGN.md §7): a device whose last heartbeat is older than 3 × its interval_s."""
 
 from __future__ import annotations
 

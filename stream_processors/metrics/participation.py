@@ -1,4 +1,4 @@
-"""participation_rate and hand_raises (DESIGN §7): what a lesson's LearningTraces count."""
+"""participation_rate and hand_raises (docs/DESIGN.md §7): what a lesson's LearningTraces count."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S-T analysis (DESIGN §7): sample codes, st_rt, st_ch and the teaching mode of a lesson.
+"""S-T analysis (docs/DESIGN.md §7): sample codes, st_rt, st_ch and the teaching mode of a lesson.
 
 A lesson's teaching segments are kept as the *union* of its T-set segments (sorted, disjoint
 half-open intervals in epoch ms). A sample is T exactly when the union covers it, so the union

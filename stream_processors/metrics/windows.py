@@ -1,4 +1,4 @@
-"""The 10 s tumbling windows of the classroom time series (metric_points, DESIGN §6/§7)."""
+"""The 10 s tumbling windows of the classroom time series (metric_points, docs/DESIGN.md §6/§7)."""
 
 from __future__ import annotations
 

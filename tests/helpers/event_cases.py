@@ -1,4 +1,4 @@
-"""Valid events of each payload and the DESIGN §4 rule cases: (payload, mutation, field, reason)."""
+"""Valid events of each payload and the docs/DESIGN.md §4 rule cases: (payload, mutation, field, reason)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for classtrace events, valid by DESIGN §4, shared by every test tier.
+"""Hypothesis strategies for classtrace events, valid by docs/DESIGN.md §4, shared by every test tier.
 
 ``events(now=...)`` yields realistic events of all five payload kinds (device kinds that fit the
 payload, pseudonymised students, lesson-scoped ids) that pass ``classtrace.validation`` against

@@ -1,4 +1,4 @@
-"""The ClickHouse schema of DESIGN §6 on a real engine: migrations, tables, dedup, portrait view."""
+"""The ClickHouse schema of docs/DESIGN.md §6 on a real engine: migrations, tables, dedup, portrait view."""
 
 from __future__ import annotations
 

@@ -49,9 +49,9 @@ def test_events_duplicates_summaries_and_poison(ch_db, kafka, topics, group_id):
     again = pb.EventBatch()
     again.events.append(records[0][1].events[0])
     items.append((topics.events, b"s0-c0", again.SerializeToString()))
-    # Poison: bytes that are no EventBatch, and an event that breaks DESIGN §4. The sink does not
-    # judge events again (the gateway and the SDK do): ClickHouse refuses this one's event_id, the
-    # block is written again as rows, and bisection dead-letters just that row.
+    # Poison: bytes that are no EventBatch, and an event that breaks docs/DESIGN.md §4. The sink
+    # does not judge events again (the gateway and the SDK do): ClickHouse refuses this one's
+    # event_id, the block is written again as rows, and bisection dead-letters just that row.
     items.append((topics.events, b"x", b"\xff\xff\xffnot protobuf"))
     bad = pb.EventBatch()
     bad.events.append(pb.Event(event_id="not-a-uuid", school_id="s0", classroom_id="c", device_id="d"))

@@ -256,7 +256,7 @@ def test_unknown_fields_are_dropped(client, publisher):
     assert written == encode_batch([sent])  # the event as sent, stamped, and nothing else
 
 
-# -- device kind: filled from the registration when unset, a different one rejected (DESIGN §4) --
+# -- device kind: filled from the registration when unset, a different one rejected (docs/DESIGN.md §4) --
 
 
 def test_unset_device_kind_is_filled_from_the_registration(client, publisher):

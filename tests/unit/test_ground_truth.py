@@ -1,4 +1,4 @@
-"""Ground truth computes DESIGN §7 exactly: hand-built lessons with hand-computed answers."""
+"""Ground truth computes docs/DESIGN.md §7 exactly: hand-built lessons with hand-computed answers."""
 
 from __future__ import annotations
 

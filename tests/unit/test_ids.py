@@ -1,4 +1,4 @@
-"""Event ids and student pseudonyms (DESIGN §4)."""
+"""Event ids and student pseudonyms (docs/DESIGN.md §4)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Static checks of the production deployment in infra/ (no Docker or cluster needed).
 
 The files are parsed, not run: every role is deployed in compose and Kubernetes with the settings
-of DESIGN §3, no secret is written as a literal, images are pinned, the KafkaTopic CRs match
+of docs/DESIGN.md §3, no secret is written as a literal, images are pinned, the KafkaTopic CRs match
 classtrace/topics.py, probes hit /healthz, the kustomization is complete, the image is non-root.
 """
 
@@ -25,7 +25,7 @@ DOCKERFILE = INFRA / "docker" / "Dockerfile"
 OWN_YAML = sorted([COMPOSE, *K8S.glob("*.yaml")])
 
 ROLES = ("gateway", "worker", "sink", "dashboard", "migrate")
-# DESIGN §3 settings every role gets; ClickHouse only where a role talks to it (least privilege).
+# docs/DESIGN.md §3 settings every role gets; ClickHouse only where a role talks to it (least privilege).
 COMMON_ENV = {
     "CLASSTRACE_KAFKA_BOOTSTRAP",
     "CLASSTRACE_PARTITIONS",

@@ -46,7 +46,7 @@ def test_reference_summary_is_plausible(reference):
     s = reference.final_summary()
     assert s.st_samples == 20  # 10 minutes / 30 s
     assert len(s.st_codes) == 20 and set(s.st_codes) <= {"S", "T"}
-    # DESIGN §7's rule, read off the figures the summary reports
+    # docs/DESIGN.md §7's rule, read off the figures the summary reports
     rt, ch = s.st_rt, s.st_ch
     assert s.teaching_mode == (
         "practice" if rt <= 0.3 else "lecture" if rt >= 0.7 else "dialogue" if ch >= 0.4 else "mixed"

@@ -1,4 +1,4 @@
-"""S-T analysis against hand-computed cases (DESIGN §7)."""
+"""S-T analysis against hand-computed cases (docs/DESIGN.md §7)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Hypothesis generates whole lessons (segments, camera frames, traces, heartbeats), re-delivers a
 part of them and shuffles them into records. The processor's final summary and its window
 points must equal the pure functions of :mod:`stream_processors.metrics` applied once to the
-lesson's distinct events (DESIGN §7): no second implementation to hold the worker to, so a
+lesson's distinct events (docs/DESIGN.md §7): no second implementation to hold the worker to, so a
 formula changed in its module changes both sides, and any drift in how the worker feeds it
 (a payload routed wrongly, a duplicate counted, an event lost) fails here.
 """

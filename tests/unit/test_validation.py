@@ -1,4 +1,4 @@
-"""Every rule of DESIGN §4: its good case passes, its bad case fails naming field and reason;
+"""Every rule of docs/DESIGN.md §4: its good case passes, its bad case fails naming field and reason;
 read_event returns what it read (property tests over generated events)."""
 
 from __future__ import annotations

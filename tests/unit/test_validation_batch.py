@@ -1,8 +1,8 @@
 """read_batch against read_event: a batch is accepted exactly when read_event accepts every event.
 
-read_batch is the batch entry point of the DESIGN §4 rules (the gateway's); it calls read_event
-on each event and holds no rule of its own. These tests keep it that way: same verdicts on
-generated batches with and without broken rules, on every documented case (the occurred_at
+read_batch is the batch entry point of the docs/DESIGN.md §4 rules (the gateway's); it calls
+read_event on each event and holds no rule of its own. These tests keep it that way: same verdicts
+on generated batches with and without broken rules, on every documented case (the occurred_at
 limits included), and the distinct ids read_event read.
 """
 
