@@ -1,4 +1,4 @@
-"""The ClickHouse seam: the one module that imports ``clickhouse_connect`` (STYLE.md §4).
+"""The ClickHouse seam: the one module that imports ``clickhouse_connect`` (docs/ARCHITECTURE.md).
 
 Everything that talks to ClickHouse gets its client here, from a URL (docs/DESIGN.md §3)::
 

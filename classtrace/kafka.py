@@ -3,7 +3,7 @@
 Stages get producers, consumers and topic administration from here, so client settings that the
 whole system relies on live in one place: idempotent acks=all producers (a 200 from the gateway
 means durably in Kafka), manual offset storage for at-least-once consumers, and the consumer-group
-timings that make the embedded Tansu broker join in ~3 s instead of ~23 s (FIELD-NOTES).
+timings that make the embedded Tansu broker join in ~3 s instead of ~23 s (docs/FIELD-NOTES.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each role (gateway, worker, …) runs as its own ``classtrace <role>`` process so that the roles do
 not share one GIL, and so a crash of one loses nothing acknowledged: Kafka holds what the others
 need. A child that exits while the stack runs is restarted with capped exponential backoff — a
-Faust worker whose agent raised would otherwise hang or vanish silently (FIELD-NOTES).
+Faust worker whose agent raised would otherwise hang or vanish silently (docs/FIELD-NOTES.md).
 """
 
 from __future__ import annotations

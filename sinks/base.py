@@ -1,6 +1,6 @@
 """The seams of the sink, as Protocols: what it needs of a ClickHouse client and of a writer.
 
-The sink never imports ``clickhouse_connect`` (STYLE §4): it is handed a client made by
+The sink never imports ``clickhouse_connect`` (docs/ARCHITECTURE.md): it is handed a client made by
 :func:`classtrace.clickhouse.connect` — chDB or HTTP, the same calls — and uses only
 :class:`InsertClient`'s methods. Tests wrap a real client in a fake that fails on demand, which
 is how outages and refused rows are simulated without a second ClickHouse.

@@ -10,7 +10,7 @@ once every block landed, and what the deduplication tokens are derived from.
 
 A batch is due (:meth:`Batch.due`) when it holds ``max_rows`` rows or its first record is
 ``max_wait`` seconds old. Defaults: 100k rows or 2 s. An insert costs ~12 ms whatever its size
-(FIELD-NOTES), and every insert is a part that MergeTree merges again later: going from 20k-row
+(docs/FIELD-NOTES.md), and every insert is a part that MergeTree merges again later: going from 20k-row
 1 s batches to these cut the sink process's CPU (sink + chDB inserts and merges) from 16.5 to
 13.1 µs per event in a 60 s load test. A row still waits at most ~2 s, well inside the 5 s
 produced → visible target (bench/sink.py measures it).

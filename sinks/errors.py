@@ -17,7 +17,7 @@
                                             Kafka delivers it again after the restart (no loss)
 
 A record that does not decode and a row ClickHouse refuses are not raised past the record that
-caused them: they become ``dead_letters`` rows (errors as data, STYLE §7). Events are not
+caused them: they become ``dead_letters`` rows (errors as data, docs/DESIGN.md §8). Events are not
 validated here: classtrace.events.v1 is trusted (docs/DESIGN.md §9).
 """
 

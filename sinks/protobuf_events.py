@@ -8,7 +8,7 @@ decoded, the sink passes the record's own bytes on: concatenated records are one
 repeated field's occurrences add up), prefixed with its length. ClickHouse parses them in C++
 into ``events_ingest`` (a Null table) and the view ``events_ingest_mv`` writes ``events`` rows.
 Flattening events into Python column lists cost ~10 µs/event and clickhouse-connect's
-re-encoding ~20 more; this path costs the decode check and a copy (FIELD-NOTES,
+re-encoding ~20 more; this path costs the decode check and a copy (docs/FIELD-NOTES.md,
 docs/CAPACITY.md).
 
 The schema ClickHouse reads is generated here from the compiled descriptors, so it cannot drift

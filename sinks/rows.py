@@ -1,7 +1,7 @@
 """Kafka records → columnar blocks for the ClickHouse tables of docs/DESIGN.md §6 (the sink's hot path).
 
 A :class:`Block` holds one table's rows as one Python list per column, because clickhouse-connect
-serialises column-oriented data 3–5× faster than rows (FIELD-NOTES), and because an EventBatch
+serialises column-oriented data 3–5× faster than rows (docs/FIELD-NOTES.md), and because an EventBatch
 record maps onto whole-column operations: the envelope columns are list comprehensions over the
 record's events, the payload columns are pre-filled with their defaults (``[d] * n``, C speed)
 and only the cells of the payload an event actually carries are overwritten.

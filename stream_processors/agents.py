@@ -5,7 +5,7 @@ One agent reads classtrace.events.v1 in batches
 most ``max_batch_records`` records or ``flush_interval_s`` of waiting), hands them to the
 processor synchronously, and acknowledges them after the batch returns — so offsets are
 committed only for records whose state is already on its way to the changelog. Nothing raises
-out of the agent: a Faust agent that raises hangs the worker (FIELD-NOTES); the processor
+out of the agent: a Faust agent that raises hangs the worker (docs/FIELD-NOTES.md); the processor
 dead-letters and logs instead.
 """
 

@@ -4,7 +4,7 @@ The only Faust-aware modules besides :mod:`stream_processors.agents`,
 :mod:`stream_processors.batching` (the agent's batches: a ``Stream`` subclass set with Faust's
 ``Stream=`` setting) and :mod:`stream_processors.delivery` (the one shim of a Faust method, for
 a recovery race that loses records; applied here, in :func:`build_app`); the logic lives in
-:mod:`stream_processors.processor`. Settings that matter (FIELD-NOTES): group timings that let
+:mod:`stream_processors.processor`. Settings that matter (docs/FIELD-NOTES.md): group timings that let
 Tansu rebalance in ~3 s, ``producer_linger`` 5 ms so changelog and metric records share produce
 requests, memory store with changelog recovery (state survives a restart through Kafka), the web
 server off (``classtrace worker`` serves nothing; the dashboard has its own).
@@ -153,7 +153,7 @@ class FaustTable:
 
     Values go to the changelog partition the processor names (the partition of the classroom's
     records) through the :class:`RecordWriter`, so writing from a batch or a timer needs no
-    "current event" (FIELD-NOTES: a table write inside ``take()`` otherwise raises TypeError).
+    "current event" (docs/FIELD-NOTES.md: a table write inside ``take()`` otherwise raises TypeError).
     """
 
     def __init__(self, table: Any, writer: RecordWriter) -> None:

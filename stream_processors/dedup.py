@@ -9,7 +9,7 @@ An event is identified by ``(device_id, seq)``: docs/DESIGN.md §4 makes seq per
 and the EdgeProducer persists its counter with the spool so a restarted device never reuses a number
 (producers/spool). A device's events of one lesson or window occupy a narrow range of seqs, so
 one bitmap per device (``[base, high, bytearray]``, bit ``i`` for seq ``base + i``) holds them
-in a bit per seq — far less than a set of UUIDs (FIELD-NOTES: keep state values small). The base
+in a bit per seq — far less than a set of UUIDs (docs/FIELD-NOTES.md: keep state values small). The base
 is a multiple of 8, so lowering it prepends whole bytes. Events without a seq (0) and seqs too
 far from the device's range fall back to an explicit set.
 """

@@ -1,6 +1,6 @@
 """The worker's logic without Faust: records in, table values and MetricBatch records out.
 
-Faust's cost is per record and per table write (FIELD-NOTES), so the processor works on a
+Faust's cost is per record and per table write (docs/FIELD-NOTES.md), so the processor works on a
 *batch of records* at a time and writes each touched value once per batch, not once per event
 or record. Everything in :meth:`Processor.process_records` is synchronous: between the first
 event applied and the last table write no other coroutine runs, so the in-memory state never
@@ -11,7 +11,7 @@ crash the uncommitted records come again, and each value's own SeenEvents skips 
 Events on classtrace.events.v1 are trusted (docs/DESIGN.md §9): every writer validated them.
 The worker does not judge them again; it only guards against what it cannot read. A record
 that does not decode, has no key, or makes the processor raise becomes a ``DeadLetter`` and
-processing goes on — an exception escaping into Faust would hang the worker (FIELD-NOTES).
+processing goes on — an exception escaping into Faust would hang the worker (docs/FIELD-NOTES.md).
 Every formula lives in :mod:`stream_processors.metrics` and the state classes; this module
 only routes each event's fields to them (:meth:`Processor._apply_batch`).
 """

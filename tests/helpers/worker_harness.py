@@ -1,7 +1,7 @@
 """Run ``classtrace worker`` as a subprocess against a test broker, and read what it emits.
 
 The worker runs in its own process with its own timeout: a Faust worker can hang rather than
-exit (FIELD-NOTES), and a test must be able to SIGKILL it.
+exit (docs/FIELD-NOTES.md), and a test must be able to SIGKILL it.
 """
 
 from __future__ import annotations
