@@ -1,24 +1,28 @@
-"""The ``classtrace`` console script: one module per subcommand (``classtrace/cli/<name>.py``).
+"""The ``classtrace`` console script; each subcommand is one module registered as an entry point.
 
-Each subcommand module defines ``register(subparsers)`` adding its parser and setting
-``func=run``; ``run(args, settings) -> int`` does the work. Subcommand modules import heavy
-dependencies (Faust, chDB, Locust) inside ``run`` so that ``classtrace --help`` stays fast.
+Group ``classtrace.commands`` in ``pyproject.toml`` maps a subcommand name to its module: the core
+ones (``up``, ``query``, ``migrate``) in ``classtrace/cli/``, every role's in that role's own
+``cli/`` package (``producers/cli/gateway.py``, ``readers/cli/dashboard.py``, …), so the core
+imports no role (classtrace/plugins.py, docs/LAYOUT.md). Each module defines
+``register(subparsers)`` adding its parser and setting ``func=run``; ``run(args, settings) -> int``
+does the work. Subcommand modules import heavy dependencies (Faust, chDB, Locust) inside ``run``
+so that ``classtrace --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from classtrace.cli.common import add_settings_flags, settings_from_args
 from classtrace.errors import ClasstraceError
 from classtrace.logsetup import configure_logging
+from classtrace.plugins import COMMANDS, declared
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
-# In the order `--help` lists them.
+# In the order `--help` lists them; a name no installed entry point provides is left out.
 SUBCOMMANDS = (
     "up",
     "gateway",
@@ -46,14 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Run `classtrace <command> --help` for a command's flags.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = declared(COMMANDS)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"classtrace.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"classtrace.cli.{name}":
-                continue  # not built in this checkout
-            raise
-        module.register(sub)
+        if name in commands:
+            commands[name].load().register(sub)
     for action in sub.choices.values():
         add_settings_flags(action)
     return parser

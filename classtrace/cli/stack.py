@@ -13,6 +13,7 @@ import os
 import secrets
 import time
 from datetime import UTC, datetime
+from importlib.metadata import EntryPoint
 from typing import Any
 
 import httpx
@@ -20,6 +21,15 @@ import httpx
 from classtrace.broker import EmbeddedBroker
 from classtrace.errors import BrokerError, ClasstraceError
 from classtrace.kafka import check_reachable, ensure_topics
+from classtrace.plugins import (
+    EMBEDDED,
+    AdminTokenHook,
+    EmbeddedSink,
+    RestoreHook,
+    SinkFactory,
+    declared,
+    load,
+)
 from classtrace.runtime import Runtime
 from classtrace.settings import Settings
 from classtrace.supervisor import ChildSpec, Supervisor, classtrace_argv
@@ -53,11 +63,12 @@ class EmbeddedStack:
         self.bootstrap = settings.kafka_bootstrap or ""
         self.client: Any = None
         self.chserver: Any = None
-        self.sink: Any = None
+        self.sink: EmbeddedSink | None = None
         self.sink_client: Any = None
         self.supervisor = Supervisor(self.data_dir / "logs")
         self.gateway_url = ""
         self._viewer_token = ""
+        self._hooks: dict[str, EntryPoint] | None = None
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> Runtime:
@@ -100,24 +111,30 @@ class EmbeddedStack:
             self.chserver.start()
 
     def _restore_registries(self) -> None:
-        from producers.registry import restore_registry
-
-        restored = restore_registry(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        # The registries belong to producers/ and readers/: reached through their entry points.
+        restore_devices: RestoreHook = self._hook("restore_devices")
+        restored = restore_devices(self.data_dir, self.bootstrap, self.settings.kafka_options)
         logger.info("restored device registry devices=%s", restored)
-        from readers.dashboard.viewers import ensure_admin_token, restore_viewers
-
+        restore_viewers: RestoreHook = self._hook("restore_viewers")
         restore_viewers(self.data_dir, self.bootstrap, self.settings.kafka_options)
-        self._viewer_token = ensure_admin_token(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        admin_token: AdminTokenHook = self._hook("admin_token")
+        self._viewer_token = admin_token(self.data_dir, self.bootstrap, self.settings.kafka_options)
 
     def _start_sink(self) -> None:
         from classtrace.clickhouse import connect
-        from sinks.service import SinkService
 
+        make_sink: SinkFactory = self._hook("sink")
         # Its own handle on the engine: a chDB client serialises its calls, and the sink's inserts
         # should not queue behind the queries other processes send through the HTTP endpoint.
         self.sink_client = connect(self.settings)
-        self.sink = SinkService(self.sink_client, self.bootstrap, self.settings.kafka_options)
+        self.sink = make_sink(self.sink_client, self.bootstrap, self.settings.kafka_options)
         self.sink.start()
+
+    def _hook(self, name: str) -> Any:
+        """The ``classtrace.embedded`` hook ``name`` (classtrace/plugins.py): the roles up starts."""
+        if self._hooks is None:
+            self._hooks = declared(EMBEDDED)
+        return load(EMBEDDED, name, self._hooks)
 
     def _child_env(self) -> dict[str, str]:
         return {

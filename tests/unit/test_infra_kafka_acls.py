@@ -120,8 +120,8 @@ def test_worker_owns_its_faust_topics_only():
     app = _source("stream_processors/app.py")
     match = re.search(r'app_id: str = "([^"]+)"', app)
     assert match and match.group(1) == acls.WORKER_APP_ID
-    assert f'default="{acls.WORKER_APP_ID}"' in _source("classtrace/cli/worker.py") or (
-        "--app-id" in _source("classtrace/cli/worker.py")
+    assert f'default="{acls.WORKER_APP_ID}"' in _source("stream_processors/cli/worker.py") or (
+        "--app-id" in _source("stream_processors/cli/worker.py")
     )
     tables = re.search(r"for name in \(([^)]*)\)", app)
     assert tables, "table names of build_app"
@@ -141,7 +141,7 @@ def _group_readers(group: str) -> set[str]:
 
 
 def test_consumer_groups_of_the_code_are_granted_to_their_role_only():
-    assert 'default="classtrace-sink"' in _source("classtrace/cli/sink.py")
+    assert 'default="classtrace-sink"' in _source("sinks/cli/sink.py")
     assert _group_readers("classtrace-sink") == {SINK}
     assert _group_readers(acls.WORKER_APP_ID) == {WORKER}
     # Never-joined readers (assign() only) still carry a random group id: classtrace.kafka builds

@@ -187,6 +187,6 @@ def test_any_bytes_become_events_or_a_dead_letter_never_a_crash(value):
 
 
 def test_the_sink_command_defaults_are_the_batch_policy_defaults():
-    from classtrace.cli import sink as sink_cli
+    from sinks.cli import sink as sink_cli
 
     assert (BatchPolicy().max_rows, BatchPolicy().max_wait) == (sink_cli.MAX_ROWS, sink_cli.MAX_WAIT)

@@ -47,9 +47,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     routes: list[BaseRoute] = []
     lifespans = []
     if args.with_dashboard:
-        from readers.dashboard.app import live_routes
+        # The dashboard is another role (readers/): reached through its entry point, not imported.
+        from classtrace.plugins import GATEWAY_ROUTES, load
 
-        live = live_routes(bootstrap, options)
+        live = load(GATEWAY_ROUTES, "dashboard")(bootstrap, options)
         routes = list(live.routes)
 
         @contextlib.asynccontextmanager

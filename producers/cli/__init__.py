@@ -1,0 +1,1 @@
+"""The `classtrace gateway` and `classtrace devices` subcommands, one module each."""

@@ -1,0 +1,1 @@
+"""The `classtrace dashboard`, `viewers` and `report` subcommands, one module each."""

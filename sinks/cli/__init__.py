@@ -1,0 +1,1 @@
+"""The `classtrace sink` subcommand."""
