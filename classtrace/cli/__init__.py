@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="classtrace: smart-classroom events from the edge into Kafka, live metrics "
         "with Faust, everything stored in ClickHouse.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Every setting is also an environment variable CLASSTRACE_<NAME> (see DESIGN §3). "
+        epilog="Every setting is also an environment variable CLASSTRACE_<NAME> (see docs/DESIGN.md §3). "
         "Run `classtrace <command> --help` for a command's flags.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -1,4 +1,4 @@
-"""Flags shared by every subcommand: one per setting of DESIGN §3, named after its env var."""
+"""Flags shared by every subcommand: one per setting of docs/DESIGN.md §3, named after its env var."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``classtrace query "SQL"``: run SQL on the configured ClickHouse and print the result (DESIGN §5).
+"""``classtrace query "SQL"``: run SQL on the configured ClickHouse and print the result (docs/DESIGN.md §5).
 
 Works against a ClickHouse server, the embedded chDB of the data dir (creating the schema on a
 fresh one), and — while ``classtrace up`` owns that chDB — through the owner's HTTP endpoint,

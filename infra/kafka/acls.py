@@ -1,4 +1,4 @@
-"""The one definition of classtrace's Kafka principals and what each may do (DESIGN §9).
+"""The one definition of classtrace's Kafka principals and what each may do (docs/DESIGN.md §9).
 
 Every SCRAM user of the production cluster and every ACL it holds is written once, in
 :data:`PRINCIPALS`. Two files are generated from it and checked in:
@@ -135,7 +135,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         "gateway",
         "KAFKA_GATEWAY_PASSWORD",
         (
-            _topic(EVENTS, Op.WRITE, why="validated events: a way onto the trusted topic (DESIGN §9)"),
+            _topic(EVENTS, Op.WRITE, why="validated events: the way onto the trusted topic (DESIGN.md §9)"),
             _topic(DEADLETTER, Op.WRITE, why="rejected events and records"),
             _topic(DEVICES, Op.READ, why="restores and follows device tokens (auth.py)"),
             _group(

@@ -41,7 +41,7 @@ configs --alter --entity-type users --entity-name classtrace-cli --add-config "S
 
 # -- ACLs (allow only; nothing is allowed without one) -------------------------------------
 # classtrace-gateway: ingest gateway: validates, then writes events
-#   validated events: a way onto the trusted topic (DESIGN §9)
+#   validated events: the way onto the trusted topic (DESIGN.md §9)
 acls --add --allow-principal User:classtrace-gateway --operation Write --topic classtrace.events.v1 --resource-pattern-type literal
 #   rejected events and records
 acls --add --allow-principal User:classtrace-gateway --operation Write --topic classtrace.deadletter.v1 --resource-pattern-type literal

@@ -1,4 +1,4 @@
-"""``classtrace loadtest``: Locust against a running stack, then a reconciliation (DESIGN §5).
+"""``classtrace loadtest``: Locust against a running stack, then a reconciliation (docs/DESIGN.md §5).
 
 Applies U users (spawned R per second) for D seconds through the gateway or straight into Kafka,
 waits for the pipeline to drain into ClickHouse, and checks that every accepted event landed once:

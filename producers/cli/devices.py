@@ -1,4 +1,4 @@
-"""``classtrace devices add|list|revoke``: device registrations and their bearer tokens (DESIGN §5).
+"""``classtrace devices add|list|revoke``: device registrations and their bearer tokens (docs/DESIGN.md §5).
 
 ``add`` prints the new token once, alone on stdout (only its SHA-256 is stored, on the compacted
 ``classtrace.devices.v1``); a running gateway accepts it within ~2 s. Re-adding a device rotates
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     bootstrap = resolve_bootstrap(settings)
     options = settings.kafka_options
-    # The embedded broker forgets its topics on restart: keep a copy in the data dir (DESIGN §2).
+    # The embedded broker forgets its topics on restart: keep a copy in the data dir (docs/DESIGN.md §2).
     keep = settings.data_dir if not settings.kafka_bootstrap else None
     if args.action == "add":
         kind = parse_kind(args.kind)

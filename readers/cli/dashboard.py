@@ -1,6 +1,6 @@
 """``classtrace dashboard``: the live class-inspection dashboard as a role of its own.
 
-Serves ``/``, ``/v1/live/classrooms`` and ``/v1/live/stream`` (DESIGN §5) plus ``/healthz`` and
+Serves ``/``, ``/v1/live/classrooms`` and ``/v1/live/stream`` (docs/DESIGN.md §5) plus ``/healthz`` and
 ``/metrics`` on ``--port`` (default 8081, apart from the gateway's 8080). Its state is rebuilt from
 ``classtrace.metrics.v1`` at every start, so replicas need no storage of their own. Under
 ``classtrace up`` the same routes are mounted in the gateway instead.

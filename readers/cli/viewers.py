@@ -1,4 +1,4 @@
-"""``classtrace viewers add|list|revoke``: dashboard viewer tokens (DESIGN §5).
+"""``classtrace viewers add|list|revoke``: dashboard viewer tokens (docs/DESIGN.md §5).
 
 ``add`` prints the new token once, alone on stdout (only its hash is stored, on the compacted
 ``classtrace.viewers.v1``); ``--school S`` limits the viewer to school S, without it the viewer

@@ -1,1 +1,1 @@
-"""The live class-inspection dashboard: a reader of classtrace.metrics.v1 for browsers (DESIGN §5)."""
+"""The live class-inspection dashboard: a reader of classtrace.metrics.v1 for browsers (docs/DESIGN.md §5)."""

@@ -1,4 +1,4 @@
-"""The live endpoints of DESIGN §5 as Starlette routes: page ``/``, JSON snapshot, SSE stream.
+"""The live endpoints of docs/DESIGN.md §5 as Starlette routes: page ``/``, JSON snapshot, SSE stream.
 
 ``live_routes()`` gives the routes plus start/stop callables, so ``classtrace up`` mounts them in
 the gateway's app (one HTTP port); ``build_app()`` wraps the same routes in a standalone app for
@@ -109,7 +109,7 @@ class LiveService:
 
     # -- handlers ----------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
-        """The routes of DESIGN §5's live endpoints (no /healthz, /metrics: the host app has them)."""
+        """The routes of docs/DESIGN.md §5's live endpoints (no /healthz, /metrics: the host app has them)."""
         return [
             Route("/", self.page, methods=["GET"]),
             Mount("/static/dashboard", StaticFiles(directory=STATIC_DIR), name="dashboard-static"),

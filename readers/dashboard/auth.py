@@ -36,7 +36,7 @@ async def authenticate(conn: HTTPConnection, registry: ViewerRegistry) -> Viewer
 
 
 def unauthorized(conn: HTTPConnection) -> JSONResponse:
-    """401 with a JSON reason, as the gateway answers (DESIGN §5)."""
+    """401 with a JSON reason, as the gateway answers (docs/DESIGN.md §5)."""
     reason = (
         "unknown or revoked viewer token"
         if request_token(conn)

@@ -1,4 +1,4 @@
-"""What a report shows, read from ClickHouse: the teacher portrait and one lesson (DESIGN §6).
+"""What a report shows, read from ClickHouse: the teacher portrait and one lesson (docs/DESIGN.md §6).
 
 Queries run through the client's ``query`` with bound parameters (ids come from the command
 line); every read of a ReplacingMergeTree uses ``FINAL``, so a re-delivered row never shows twice.

@@ -1,7 +1,7 @@
 """``classtrace sink``: the ClickHouse sink as a role of its own, in the foreground.
 
 Consumes ``classtrace.events.v1``, ``classtrace.metrics.v1`` and ``classtrace.deadletter.v1`` and
-writes ``events``, ``lesson_summary``, ``metric_points`` and ``dead_letters`` (DESIGN §6), at least
+writes ``events``, ``lesson_summary``, ``metric_points`` and ``dead_letters`` (docs/DESIGN.md §6), at least
 once with re-deliveries collapsed. Replicas started with the same ``--group`` share the
 partitions. SIGINT/SIGTERM drain it: the open batch is inserted and committed, then it exits.
 Prometheus metrics (lag, rows, insert latency, retries) are served on ``--metrics-port``.

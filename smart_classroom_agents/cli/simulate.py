@@ -1,4 +1,4 @@
-"""``classtrace simulate``: simulated smart classrooms streaming scripted lessons (DESIGN §5).
+"""``classtrace simulate``: simulated smart classrooms streaming scripted lessons (docs/DESIGN.md §5).
 
 Runs a timetable of lessons (lecture / practice / dialogue / mixed scripts whose S-T mode is known
 in advance) in N classrooms, every device sending through the EdgeProducer — to the gateway with

@@ -1,4 +1,4 @@
-"""``classtrace worker``: the Faust worker computing the live metrics (DESIGN §7), in the foreground.
+"""``classtrace worker``: the Faust worker computing the live metrics (docs/DESIGN.md §7), in the foreground.
 
 Reads classtrace.events.v1, writes classtrace.metrics.v1 and classtrace.deadletter.v1. Workers
 started with the same ``--app-id`` share the partitions. Ctrl-C / SIGTERM stop it cleanly.

@@ -1,4 +1,4 @@
-"""Kafka principals and ACLs of the production infra (DESIGN §9), checked statically.
+"""Kafka principals and ACLs of the production infra (docs/DESIGN.md §9), checked statically.
 
 infra/kafka/acls.py is the one definition; these tests hold it to the permission matrix below,
 hold the generated files (compose init script, Strimzi KafkaUsers) to it, and check that every
