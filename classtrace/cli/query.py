@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from classtrace.errors import ConfigError
 from classtrace.settings import Settings
 
-__all__ = ["register", "returns_rows", "run"]
+__all__ = ["parameters", "register", "returns_rows", "run"]
 
 _DESCRIPTION = """Run one SQL statement on the configured ClickHouse and print the result.
 
@@ -31,7 +32,12 @@ its HTTP endpoint, found in the data dir's runtime file).
   json   one JSON object per row, like ClickHouse's JSONEachRow
 
 SQL ending with its own FORMAT clause is printed exactly as ClickHouse returns it.
+Values are bound, never pasted into the SQL: write {name:Type} where a value goes and give it
+with --param name=value (ClickHouse's query parameters; repeat the flag for more).
+
 Example: classtrace query "SELECT kind, count() FROM events FINAL GROUP BY kind"
+Example: classtrace query "SELECT count() FROM events FINAL WHERE school_id = {school:String}" \
+           --param school=S1
 """
 _COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _ROW_KEYWORDS = frozenset(
@@ -63,7 +69,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DB",
         help="default database for unqualified table names (default: the URL's, else classtrace)",
     )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_param,
+        help="bind a query parameter: the SQL names it as {NAME:Type} (repeatable)",
+    )
     parser.set_defaults(func=run)
+
+
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _param(text: str) -> tuple[str, str]:
+    """``name=value`` → (name, value); the value may itself contain '='."""
+    name, sep, value = text.partition("=")
+    if not sep or not _PARAM_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME of [A-Za-z0-9_], got {text!r}")
+    return name, value
+
+
+def parameters(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The ``--param`` pairs as clickhouse-connect parameters; a name given twice is an error."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ConfigError("--param", f"{name!r} is given twice")
+        out[name] = value
+    return out
 
 
 def returns_rows(sql: str) -> bool:
@@ -85,18 +120,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             # This process opened the engine itself: make sure the §6 schema exists.
             apply_migrations(client, DEFAULT_DATABASE)
         sql = args.sql.strip().rstrip(";").strip()
+        params = parameters(args.param)
         with store_errors("query failed"):
             if not returns_rows(sql):
-                client.command(sql)
+                client.command(sql, parameters=params)
                 print("Ok.", file=sys.stderr)
             elif _TRAILING_FORMAT.search(sql):
-                _write_bytes(client.raw_query(sql))
+                _write_bytes(client.raw_query(sql, parameters=params))
             elif args.format == "csv":
-                _write_bytes(client.raw_query(sql, fmt="CSVWithNames"))
+                _write_bytes(client.raw_query(sql, parameters=params, fmt="CSVWithNames"))
             elif args.format == "json":
-                _write_bytes(client.raw_query(sql, fmt="JSONEachRow"))
+                _write_bytes(client.raw_query(sql, parameters=params, fmt="JSONEachRow"))
             else:
-                result = client.query(sql)
+                result = client.query(sql, parameters=params)
                 _print_table(result.column_names, result.result_rows)
     finally:
         close_quietly(client)

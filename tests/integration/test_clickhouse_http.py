@@ -229,9 +229,30 @@ def test_query_cli_through_the_owning_process(owned_data_dir):
     assert bad.returncode == 2
     assert "Code: 47" in bad.stderr and "Traceback" not in bad.stderr
 
+    # Values are bound, not pasted: a quote in the value stays part of the value.
+    bound = "SELECT value FROM metric_points FINAL WHERE classroom_id = {room:String} FORMAT CSV"
+    hit = classtrace("query", bound, "--param", "room=c2", "--data-dir", str(owned_data_dir))
+    assert hit.returncode == 0, hit.stderr
+    assert hit.stdout.split() == ["0.25"]
+    hostile = classtrace("query", bound, "--param", "room=c2' OR '1'='1", "--data-dir", str(owned_data_dir))
+    assert hostile.returncode == 0, hostile.stderr
+    assert hostile.stdout.split() == []
+
     migrate = classtrace("migrate", "--data-dir", str(owned_data_dir))
     assert migrate.returncode == 0, migrate.stderr
     assert "already up to date" in migrate.stdout
+
+
+def test_query_cli_binds_parameters_on_its_own_chdb(tmp_path):
+    sql = "SELECT {n:UInt32} + 1 AS n, {s:String} AS s"
+    got = classtrace("query", sql, "--param", "n=41", "--param", "s=a=b", "--format", "json",
+                     "--data-dir", str(tmp_path))  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines() == ['{"n":42,"s":"a=b"}']
+    twice = classtrace("query", sql, "--param", "n=1", "--param", "n=2", "--data-dir", str(tmp_path))
+    assert twice.returncode == 2 and "given twice" in twice.stderr
+    malformed = classtrace("query", sql, "--param", "n", "--data-dir", str(tmp_path))
+    assert malformed.returncode == 2 and "NAME=VALUE" in malformed.stderr
 
 
 def test_query_cli_on_a_fresh_data_dir_creates_the_schema(tmp_path):
