@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import orjson
 from prometheus_client import Gauge
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -35,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from classtrace.topics import METRICS, VIEWERS
 from readers.dashboard.auth import authenticate, unauthorized
 from readers.dashboard.feed import TopicTail, metrics_handler
+from readers.dashboard.headers import SecurityHeaders
 from readers.dashboard.state import LiveState
 from readers.dashboard.viewers import Viewer, ViewerRegistry
 
@@ -110,12 +112,14 @@ class LiveService:
     # -- handlers ----------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
         """The routes of docs/DESIGN.md §5's live endpoints (no /healthz, /metrics: the host app has them)."""
+        secure = [Middleware(SecurityHeaders)]  # readers/dashboard/headers.py
+        static = StaticFiles(directory=STATIC_DIR)
         return [
-            Route("/", self.page, methods=["GET"]),
-            Mount("/static/dashboard", StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
-            Route("/v1/live/classrooms", self.snapshot, methods=["GET"]),
-            Route("/v1/live/classrooms/{classroom_id}", self.detail, methods=["GET"]),
-            Route("/v1/live/stream", self.stream, methods=["GET"]),
+            Route("/", self.page, methods=["GET"], middleware=secure),
+            Mount("/static/dashboard", static, middleware=secure, name="dashboard-static"),
+            Route("/v1/live/classrooms", self.snapshot, methods=["GET"], middleware=secure),
+            Route("/v1/live/classrooms/{classroom_id}", self.detail, methods=["GET"], middleware=secure),
+            Route("/v1/live/stream", self.stream, methods=["GET"], middleware=secure),
         ]
 
     async def page(self, request: Request) -> Response:

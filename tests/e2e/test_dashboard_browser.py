@@ -62,15 +62,43 @@ def dashboard(kafka):
         yield {"url": url, "token": token, "bootstrap": kafka.bootstrap, "metrics": metrics}
 
 
+def test_the_page_runs_under_its_content_security_policy(browser, dashboard):
+    # The policy is enforced here (no bypass): the page's own scripts, styles and stream must
+    # work within it. Locators poll from Playwright's isolated world, which the policy allows.
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    violations: list[str] = []
+
+    def on_console(msg) -> None:
+        if "Content Security Policy" in msg.text:
+            violations.append(msg.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: violations.append(str(exc)))
+    try:
+        response = page.goto(f"{dashboard['url']}/?token={dashboard['token']}")
+        assert response is not None
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        page.locator(".card").nth(ROOMS - 1).wait_for(timeout=10_000)  # every card drawn by app.js
+        assert page.locator(".card").count() == ROOMS
+        assert "线上巡课" in page.inner_text("header")
+    finally:
+        page.close()
+    assert violations == []
+
+
 def test_inspection_page_fills_updates_live_and_opens_a_classroom(browser, dashboard):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    # wait_for_function evaluates its predicate with eval, which the page's policy forbids
+    # (test_the_page_runs_under_its_content_security_policy holds the page to it).
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN", bypass_csp=True)
+    page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         _walk_through(page, dashboard)
     finally:
         page.close()
+        context.close()
     assert errors == []
 
 

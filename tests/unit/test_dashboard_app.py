@@ -63,6 +63,38 @@ def test_detail_outside_the_school_is_not_found(client):
     assert client.get("/v1/live/classrooms/b1", params={"token": ALL}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/", {}),
+        ("/static/dashboard/app.js", {}),
+        ("/v1/live/classrooms", {"token": ALL}),
+        ("/v1/live/classrooms", {}),  # refused requests too
+        ("/v1/live/classrooms/b1", {"token": SCHOOL_A}),
+    ],
+)
+def test_every_dashboard_response_carries_the_security_headers(client, path, params):
+    # The viewer token rides in the page's URL: no Referer may carry it away, no site may frame
+    # the page, and it runs only its own scripts and styles.
+    headers = client.get(path, params=params).headers
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    csp = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_the_live_stream_gets_the_headers_and_stays_a_stream(service):
+    with (
+        TestClient(Starlette(routes=service.routes())) as client,
+        client.stream("GET", "/v1/live/stream", params={"token": ALL}) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["referrer-policy"] == "no-referrer"
+        first = next(response.iter_lines())
+        assert first.startswith(("event:", "data:", ":", "retry:", "id:"))
+
+
 def test_page_is_served_as_utf8_chinese(client):
     response = client.get("/")
     assert response.headers["content-type"] == "text/html; charset=utf-8"
