@@ -12,6 +12,7 @@ so that ``classtrace --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +21,10 @@ from classtrace.errors import ClasstraceError
 from classtrace.logsetup import configure_logging
 from classtrace.plugins import COMMANDS, declared
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["PRIVATE_UMASK", "SUBCOMMANDS", "build_parser", "main"]
+
+PRIVATE_UMASK = 0o077
+"""Files 0600, directories 0700 (issue 17)."""
 
 # In the order `--help` lists them; a name no installed entry point provides is left out.
 SUBCOMMANDS = (
@@ -61,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    # What classtrace writes (the data dir: chDB, registries, tokens, spools, logs, reports) is
+    # minors' data and secrets: readable by its owner only. Children (Tansu, the roles) inherit it.
+    os.umask(PRIVATE_UMASK)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

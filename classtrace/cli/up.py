@@ -60,6 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # one made before (or by another tool) is tightened too
     running = read_runtime(data_dir)
     if running is not None:
         raise ClasstraceError(

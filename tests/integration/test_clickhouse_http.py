@@ -258,6 +258,11 @@ def test_query_cli_binds_parameters_on_its_own_chdb(tmp_path):
 def test_query_cli_on_a_fresh_data_dir_creates_the_schema(tmp_path):
     shown = classtrace("query", "SHOW TABLES FROM classtrace", "--format", "csv", "--data-dir", str(tmp_path))
     assert shown.returncode == 0, shown.stderr
+    # minors' data: what classtrace wrote (chDB's files included) is its owner's alone
+    written = list(tmp_path.rglob("*"))
+    assert written
+    exposed = [str(p) for p in written if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert exposed == [], exposed[:10]
     assert set(shown.stdout.split()) >= {
         '"name"', '"events"', '"lesson_summary"', '"metric_points"', '"dead_letters"', '"teacher_portrait"',
     }  # fmt: skip
