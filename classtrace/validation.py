@@ -273,6 +273,15 @@ def _bad_occurred_at(event: pb.Event, delta: float) -> ValidationError:
     )
 
 
+def _check_optional_id(field: str, value: str, required: bool, when: str) -> None:
+    """An id that may be left empty, but must be set ``when`` (``required``)."""
+    if value:
+        if not _id_ok(value):
+            raise _bad_id(field, value)
+    elif required:
+        raise ValidationError(field, f"must be set {when} ({_ID_RULE})")
+
+
 def _read_trace(event: pb.Event) -> tuple[pb.LearningTrace, str, int, str]:
     trace = event.trace
     student_id = trace.student_id
@@ -282,11 +291,7 @@ def _read_trace(event: pb.Event) -> tuple[pb.LearningTrace, str, int, str]:
     if verb not in _VERBS:
         raise _bad_enum("trace.verb", verb, "VERB_UNSPECIFIED")
     item_id = trace.item_id
-    if item_id:
-        if not _id_ok(item_id):
-            raise _bad_id("trace.item_id", item_id)
-    elif verb == _ANSWERED:
-        raise ValidationError("trace.item_id", f"must be set for VERB_ANSWERED ({_ID_RULE})")
+    _check_optional_id("trace.item_id", item_id, verb == _ANSWERED, "for VERB_ANSWERED")
     context = trace.context
     if context not in _CONTEXTS:
         raise ValidationError("trace.context", f"unknown enum value {context}")
@@ -329,11 +334,7 @@ def _read_lesson(event: pb.Event) -> tuple[pb.LessonLifecycle, int, None, None]:
     if phase not in _PHASES:
         raise _bad_enum("lesson.phase", phase, "PHASE_UNSPECIFIED")
     teacher_id = lesson.teacher_id
-    if teacher_id:
-        if not _id_ok(teacher_id):
-            raise _bad_id("lesson.teacher_id", teacher_id)
-    elif phase == _STARTED:
-        raise ValidationError("lesson.teacher_id", f"must be set when a lesson starts ({_ID_RULE})")
+    _check_optional_id("lesson.teacher_id", teacher_id, phase == _STARTED, "when a lesson starts")
     if len(lesson.subject) > MAX_TEXT:
         raise _too_long("lesson.subject", lesson.subject)
     if len(lesson.grade) > MAX_TEXT:
