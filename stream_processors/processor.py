@@ -28,6 +28,7 @@ from classtrace.codec import decode_batch, set_ts_now, ts_to_ns
 from classtrace.errors import DecodeError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
+from classtrace.validation import MAX_AGE
 from stream_processors.lesson_state import LessonState
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.summaries import SummaryThrottle, summary_sink
@@ -37,10 +38,7 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 
 logger = logging.getLogger(__name__)
 
-_MAX_EVENT_AGE_S = 7 * 24 * 3600  # validation's horizon (docs/DESIGN.md §4)
-
-
-_HAND_RAISING = pb.ClassObservation.BEHAVIOR_HAND_RAISING
+_MAX_EVENT_AGE_S = MAX_AGE.total_seconds()  # validation's horizon (docs/DESIGN.md §4)
 
 
 class StateTable(Protocol):
