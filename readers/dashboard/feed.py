@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client import Counter
 
-from classtrace.kafka import Consumer, KafkaError, Message, TopicPartition, make_consumer
+from classtrace.kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition, make_consumer
 from classtrace.v1 import pipeline_pb2
 from readers.dashboard.state import LiveState
 
@@ -29,9 +29,6 @@ RECORDS = Counter("classtrace_dashboard_records", "Records the dashboard applied
 RECORD_ERRORS = Counter(
     "classtrace_dashboard_record_errors", "Records the dashboard could not apply", ["topic"]
 )
-
-OFFSET_BEGINNING = -2
-"""librdkafka's logical offset for "the first record the partition still holds"."""
 
 
 class TopicTail:
