@@ -38,7 +38,6 @@ __all__ = [
     "ViewerRegistry",
     "add_viewer",
     "ensure_admin_token",
-    "hash_token",
     "list_viewers",
     "publish_viewers",
     "restore_viewers",
@@ -79,11 +78,6 @@ class Viewer:
         """Parse a record value (or a line of the data-dir file)."""
         data = json.loads(raw)
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-hash_token = token_hash
-"""Hex SHA-256 of a viewer token (:func:`classtrace.tokens.token_hash`): what is stored and
-compared, never the token itself."""
 
 
 def _new_token() -> str:
@@ -127,7 +121,7 @@ class ViewerRegistry:
         """The active viewer holding ``token``, or None; waits up to ``wait`` s for the first read."""
         if not token:
             return None
-        digest = hash_token(token)
+        digest = token_hash(token)
         with self._lock:
             found = self._by_hash.get(digest)
         if found is None and not self.ready.is_set() and self.ready.wait(wait):
@@ -230,7 +224,7 @@ def add_viewer(
     viewer = Viewer(
         viewer_id="v_" + secrets.token_hex(6),
         school_id=school_id,
-        token_sha256=hash_token(token),
+        token_sha256=token_hash(token),
         created_at=_now(),
         label=label,
     )
@@ -289,7 +283,7 @@ def ensure_admin_token(
     """
     path = Path(data_dir) / ADMIN_TOKEN_FILE
     token = _read_or_create_token(path)
-    viewer = Viewer(ADMIN_VIEWER_ID, "", hash_token(token), _now(), label="classtrace up")
+    viewer = Viewer(ADMIN_VIEWER_ID, "", token_hash(token), _now(), label="classtrace up")
     publish_viewers(bootstrap, options, [viewer], topic)
     return token
 

@@ -10,13 +10,13 @@ import httpx
 import orjson
 import pytest
 
+from classtrace.tokens import token_hash
 from readers.dashboard.app import build_app
 from readers.dashboard.viewers import (
     Viewer,
     ViewerRegistry,
     add_viewer,
     ensure_admin_token,
-    hash_token,
     list_viewers,
     restore_viewers,
     revoke_viewer,
@@ -168,7 +168,7 @@ def test_restore_viewers_and_admin_token_survive_a_broker_restart(kafka, topic_f
     finally:
         registry.stop()
     kept = (tmp_path / "viewers.jsonl").read_text()
-    assert school_token not in kept and token not in kept and hash_token(school_token) in kept
+    assert school_token not in kept and token not in kept and token_hash(school_token) in kept
     assert isinstance(viewer, Viewer)
 
 

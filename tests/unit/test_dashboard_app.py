@@ -9,9 +9,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from classtrace.tokens import token_hash
 from readers.dashboard.app import LiveService, live_routes
 from readers.dashboard.state import LiveState
-from readers.dashboard.viewers import Viewer, ViewerRegistry, hash_token
+from readers.dashboard.viewers import Viewer, ViewerRegistry
 from tests.helpers.dashboard_support import batch, summary
 
 ALL, SCHOOL_A = "token-all", "token-a"
@@ -23,9 +24,9 @@ def service():
     state.apply(batch([summary("a1", "A"), summary("a2", "A"), summary("b1", "B")]))
     registry = ViewerRegistry(
         [
-            Viewer("all", "", hash_token(ALL), "now"),
-            Viewer("a", "A", hash_token(SCHOOL_A), "now"),
-            Viewer("gone", "", hash_token("revoked"), "now", revoked=True),
+            Viewer("all", "", token_hash(ALL), "now"),
+            Viewer("a", "A", token_hash(SCHOOL_A), "now"),
+            Viewer("gone", "", token_hash("revoked"), "now", revoked=True),
         ]
     )
     return LiveService(None, state=state, registry=registry, push_interval=0.01, heartbeat_interval=0.03)
@@ -126,7 +127,7 @@ def test_stream_sends_snapshot_then_scoped_updates_heartbeats_and_revocation(ser
         service.state.apply(batch([summary("a2", "A", version=2, st_rt=0.95)]))
         raw.append(await anext(gen))
         raw.append(await anext(gen))  # nothing changed: a heartbeat comment
-        service.registry.put(Viewer("a", "A", hash_token(SCHOOL_A), "now", revoked=True))
+        service.registry.put(Viewer("a", "A", token_hash(SCHOOL_A), "now", revoked=True))
         raw.append(await anext(gen))
         with pytest.raises(StopAsyncIteration):
             await anext(gen)

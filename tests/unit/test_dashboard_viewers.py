@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import stat
 
+from classtrace.tokens import token_hash
 from readers.dashboard import viewers as v
-from readers.dashboard.viewers import Viewer, ViewerRegistry, hash_token
+from readers.dashboard.viewers import Viewer, ViewerRegistry
 
 
 def _viewer(vid="v1", school="", token="tok", revoked=False):
-    return Viewer(vid, school, hash_token(token), "2026-11-23T00:00:00+00:00", revoked=revoked)
+    return Viewer(vid, school, token_hash(token), "2026-11-23T00:00:00+00:00", revoked=revoked)
 
 
 def test_lookup_by_token_and_scope():
