@@ -26,6 +26,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from classtrace.codec import ts_to_ms
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -151,10 +152,6 @@ assert set(_ENVELOPE) == {
 }, _ENVELOPE  # fmt: skip
 
 
-def _ms(ts: Any) -> int:
-    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
-
-
 # --- events ---------------------------------------------------------------------------------------
 
 
@@ -176,9 +173,9 @@ def add_event_batch(batch: pb.EventBatch, source: Source, now_s: float, events: 
     cols["device_id"].extend([e.device_id for e in ok])
     cols["lesson_id"].extend([e.lesson_id for e in ok])
     occurred = [e.occurred_at for e in ok]
-    cols["occurred_at"].extend([t.seconds * 1000 + t.nanos // 1_000_000 for t in occurred])
+    cols["occurred_at"].extend([ts_to_ms(t) for t in occurred])
     stamped = [e.received_at for e in ok]
-    received = [t.seconds * 1000 + t.nanos // 1_000_000 for t in stamped]
+    received = [ts_to_ms(t) for t in stamped]
     cols["received_at"].extend([r if r > 0 else now_ms for r in received])
     cols["seq"].extend([e.seq for e in ok])
     cols["device_kind"].extend([_DEVICE_KIND.get(e.device_kind, "") for e in ok])
@@ -283,8 +280,8 @@ def add_metric_batch(batch: ppb.MetricBatch, source: Source, summaries: Block, p
         cols["teacher_id"].append(s.teacher_id)
         cols["subject"].append(s.subject)
         cols["grade"].append(s.grade)
-        cols["started_at"].append(_ms(s.started_at))
-        cols["ended_at"].append(_ms(s.ended_at) if s.HasField("ended_at") else None)
+        cols["started_at"].append(ts_to_ms(s.started_at))
+        cols["ended_at"].append(ts_to_ms(s.ended_at) if s.HasField("ended_at") else None)
         cols["st_samples"].append(s.st_samples)
         cols["st_rt"].append(s.st_rt)
         cols["st_ch"].append(s.st_ch)
@@ -296,15 +293,15 @@ def add_metric_batch(batch: ppb.MetricBatch, source: Source, summaries: Block, p
         cols["answer_accuracy"].append(_nullable(s.answer_accuracy) if s.answers else None)
         cols["hand_raises"].append(s.hand_raises)
         cols["enrolled"].append(s.enrolled)
-        cols["computed_at"].append(_ms(s.computed_at))
+        cols["computed_at"].append(ts_to_ms(s.computed_at))
         cols["final"].append(s.final)
         cols["version"].append(s.version)
         summaries.messages.append(s)
         summaries.sources.append(source)
     pcols = points.columns
     for p in batch.points:
-        pcols["window_start"].append(_ms(p.window_start))
-        pcols["window_end"].append(_ms(p.window_end))
+        pcols["window_start"].append(ts_to_ms(p.window_start))
+        pcols["window_end"].append(ts_to_ms(p.window_end))
         pcols["school_id"].append(p.school_id)
         pcols["classroom_id"].append(p.classroom_id)
         pcols["lesson_id"].append(p.lesson_id)
@@ -351,7 +348,7 @@ def add_dead_letter_record(letter: ppb.DeadLetter, source: Source, dead: Block) 
     record's location is only used when the letter carries none.
     """
     cols = dead.columns
-    cols["received_at"].append(_ms(letter.received_at))
+    cols["received_at"].append(ts_to_ms(letter.received_at))
     cols["source"].append(letter.source)
     cols["error"].append(letter.error)
     cols["raw"].append(letter.raw[:MAX_RAW_BYTES])

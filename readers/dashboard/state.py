@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from classtrace.codec import ts_to_ms
 from classtrace.v1 import events_pb2, pipeline_pb2
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "SERIES_METRICS",
     "ClassroomState",
     "LiveState",
-    "ts_ms",
 ]
 
 MAX_SERIES_POINTS = 720
@@ -45,11 +43,6 @@ _SUMMARY_NUMBERS = (
 )
 _SUMMARY_COUNTS = ("st_samples", "answers", "hand_raises", "enrolled")
 _SUMMARY_TEXTS = ("lesson_id", "teacher_id", "subject", "grade", "teaching_mode")
-
-
-def ts_ms(ts: Timestamp) -> int:
-    """Milliseconds since the epoch of a protobuf Timestamp (0 when unset)."""
-    return ts.seconds * 1000 + ts.nanos // 1_000_000
 
 
 @dataclass
@@ -158,7 +151,7 @@ class LiveState:
         if not s.classroom_id or not s.lesson_id:
             return False
         room = self._room(s.classroom_id, s.school_id)
-        started = ts_ms(s.started_at)
+        started = ts_to_ms(s.started_at)
         if s.lesson_id != room.lesson.get("lesson_id"):
             if started < room.lesson_started_ms:
                 return False  # a late re-emission of an older lesson: the card shows the latest
@@ -174,7 +167,7 @@ class LiveState:
         lesson.update({k: round(getattr(s, k), 4) for k in _SUMMARY_NUMBERS})
         lesson.update({k: getattr(s, k) for k in _SUMMARY_COUNTS})
         lesson["started_at"] = started
-        lesson["ended_at"] = ts_ms(s.ended_at) if s.HasField("ended_at") else None
+        lesson["ended_at"] = ts_to_ms(s.ended_at) if s.HasField("ended_at") else None
         lesson["final"] = s.final
         lesson["version"] = s.version
         # An attention rate of 0 before any camera frame is "no data", not an alert.
@@ -192,7 +185,7 @@ class LiveState:
         if p.metric not in SERIES_METRICS or not p.classroom_id:
             return False
         room = self._room(p.classroom_id, p.school_id)
-        start = ts_ms(p.window_start)
+        start = ts_to_ms(p.window_start)
         if p.lesson_id != room.series_lesson:
             if start < room.lesson_started_ms:
                 return False  # a late window of an older lesson than the one on the card
@@ -209,7 +202,7 @@ class LiveState:
             if d.device_kind in events_pb2.DeviceKind.values()
             else str(d.device_kind),
             "offline": d.offline,
-            "last_heartbeat": ts_ms(d.last_heartbeat),
+            "last_heartbeat": ts_to_ms(d.last_heartbeat),
             "interval_s": d.interval_s,
             "battery_pct": round(d.battery_pct, 1),
             "spool_depth": d.spool_depth,
