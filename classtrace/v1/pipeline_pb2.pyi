@@ -234,7 +234,10 @@ Global___MetricBatch: _TypeAlias = MetricBatch  # noqa: Y015
 
 @_typing.final
 class DeadLetter(_message.Message):
-    """The value of a record on classtrace.deadletter.v1: what was rejected, why, and the raw bytes."""
+    """The value of a record on classtrace.deadletter.v1: what was rejected, why, and a digest of it.
+    Built only by classtrace/deadletters.py: no field holds a value the sender wrote unless it is
+    structurally safe (docs/DESIGN.md §4, "Dead letters").
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -247,19 +250,29 @@ class DeadLetter(_message.Message):
     PARTITION_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    RAW_SHA256_FIELD_NUMBER: _builtins.int
+    RAW_LENGTH_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """gateway | sdk | worker | sink"""
     error: _builtins.str
-    """precise, human-readable reason"""
+    """the broken rule, never the offending value"""
     raw: _builtins.bytes
-    """the rejected event or record as received"""
+    """empty unless the operator set CLASSTRACE_DEADLETTER_KEEP_RAW"""
     event_id: _builtins.str
-    """when it could be read"""
+    """only a canonical UUID"""
     topic: _builtins.str
     """where a consumer found it"""
     partition: _builtins.int
     offset: _builtins.int
     school_id: _builtins.str
+    """only one bound by a device token or read from a valid event"""
+    field: _builtins.str
+    """dotted path of the broken rule's field, e.g. trace.student_id"""
+    raw_sha256: _builtins.str
+    """hex SHA-256 of the rejected bytes (student_id redacted first)"""
+    raw_length: _builtins.int
+    """their length in bytes"""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -274,10 +287,13 @@ class DeadLetter(_message.Message):
         partition: _builtins.int = ...,
         offset: _builtins.int = ...,
         school_id: _builtins.str = ...,
+        field: _builtins.str = ...,
+        raw_sha256: _builtins.str = ...,
+        raw_length: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event_id", b"event_id", "offset", b"offset", "partition", b"partition", "raw", b"raw", "received_at", b"received_at", "school_id", b"school_id", "source", b"source", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event_id", b"event_id", "field", b"field", "offset", b"offset", "partition", b"partition", "raw", b"raw", "raw_length", b"raw_length", "raw_sha256", b"raw_sha256", "received_at", b"received_at", "school_id", b"school_id", "source", b"source", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
