@@ -1,6 +1,6 @@
 """Stream-processing benchmark: the classtrace worker vs the limit and vs the peer, same run.
 
-Pre-produces ≥ 200k events as EventBatch records of 100 for 500 classrooms (key = classroom_id)
+Pre-produces ≥ 200k events as EventBatch records of 100 for 500 classrooms (key = school_id/classroom_id)
 on an embedded Tansu broker, then measures events/s over the same records of
 
   (a) the limit: a plain confluent-kafka consume + decode + dict-aggregate loop;
@@ -49,6 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classtrace.broker import EmbeddedBroker
+from classtrace.identity import room_key
 from classtrace.kafka import (
     GROUP_TIMINGS,
     Consumer,
@@ -112,7 +113,7 @@ def make_records(n_events: int, now_ms: int, rng: random.Random) -> list[tuple[b
                 ev.heartbeat.CopyFrom(pb.DeviceHeartbeat(battery_pct=90, interval_s=30))
             seqs[ev.device_id] += 1
             ev.seq = seqs[ev.device_id]
-        records.append((room.encode(), batch.SerializeToString()))
+        records.append((room_key("sch-0001", room).encode(), batch.SerializeToString()))
     return records
 
 
@@ -363,7 +364,7 @@ def lag(bootstrap: str, seconds: float, rate: int, tmp: Path) -> list[float]:
             ev.observation.present, ev.observation.attentive = 40, 30
         window = now_ms // 1000 - (now_ms // 1000) % 10
         cumulative[(room, window)] += PER_RECORD
-        producer.produce(EVENTS, key=room.encode(), value=batch.SerializeToString())
+        producer.produce(EVENTS, key=room_key("sch-0001", room).encode(), value=batch.SerializeToString())
         producer.poll(0)
         sent.append((time.time(), room, window, cumulative[(room, window)]))
     producer.flush(10)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classtrace.broker import EmbeddedBroker
 from classtrace.clickhouse import chdb_url, connect, engine_dir, local_schema_settings
 from classtrace.codec import set_ts_now
+from classtrace.identity import room_key
 from classtrace.kafka import TopicPartition, ensure_topics, make_consumer, make_producer
 from classtrace.migrate import apply_migrations
 from classtrace.schema import EVENT_INSERT_COLUMNS
@@ -300,9 +301,9 @@ def latency_run(
             time.sleep(min(delay, 0.005))
         for e in batch.events:
             set_ts_now(e.received_at)
-        producer.produce(
-            topics.events, value=batch.SerializeToString(), key=batch.events[0].classroom_id.encode()
-        )
+        first = batch.events[0]
+        key = room_key(first.school_id, first.classroom_id).encode()
+        producer.produce(topics.events, value=batch.SerializeToString(), key=key)
         producer.poll(0)
     producer.flush(30)
     total = len(records) * per_record

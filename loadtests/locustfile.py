@@ -25,6 +25,7 @@ import orjson
 from locust import User, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from classtrace.identity import room_key
 from classtrace.kafka import KafkaError, Message, make_producer
 from classtrace.topics import EVENTS
 from loadtests.traffic import BatchFactory, LoadDevice, template_events
@@ -129,7 +130,8 @@ class KafkaUser(User):
                 context={},
             )
 
-        self.producer.produce(EVENTS, body, key=self.device.classroom_id, on_delivery=on_delivery)
+        key = room_key(self.device.school_id, self.device.classroom_id)
+        self.producer.produce(EVENTS, body, key=key, on_delivery=on_delivery)
         self.in_flight += 1
         self.producer.poll(0)
         while self.in_flight > 50:

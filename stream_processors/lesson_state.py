@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from classtrace.codec import ms_to_ts
+from classtrace.identity import room_key
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
@@ -53,6 +54,7 @@ class LessonState:
         "latest_ms",
         "lesson_id",
         "meta",
+        "room",
         "school_id",
         "seen",
         "start",
@@ -64,7 +66,8 @@ class LessonState:
         self.classroom_id = classroom_id
         self.lesson_id = lesson_id
         self.school_id = school_id
-        self.key = self.key_of(classroom_id, lesson_id)
+        self.room = room_key(school_id, classroom_id)
+        self.key = self.key_of(self.room, lesson_id)
         # (occurred_ms, event_id) of the earliest STARTED / latest ENDED, or None
         self.start: tuple[int, str] | None = None
         self.end: tuple[int, str] | None = None
@@ -81,9 +84,12 @@ class LessonState:
     # --- updates --------------------------------------------------------------------------------
 
     @staticmethod
-    def key_of(classroom_id: str, lesson_id: str) -> str:
-        """The lesson's table key."""
-        return f"{classroom_id}/{lesson_id}"
+    def key_of(room: str, lesson_id: str) -> str:
+        """The lesson's table key: its classroom's :func:`~classtrace.identity.room_key` and its id.
+
+        The school is part of it: lesson ids, like room numbers, repeat across schools.
+        """
+        return f"{room}/{lesson_id}"
 
     def count(self, device_id: str, seq: int, event_id: str, occurred: int) -> bool:
         """Take an event of this lesson (occurred in ms); False when it was a duplicate.

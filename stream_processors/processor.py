@@ -26,6 +26,7 @@ from typing import Protocol
 
 from classtrace.codec import decode_batch, set_ts_now, ts_to_ns
 from classtrace.errors import DecodeError
+from classtrace.identity import SEPARATOR, room_key, split_room
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import MAX_AGE
@@ -122,6 +123,7 @@ class Processor:
         self._lessons: dict[str, LessonState] = {}
         self._windows: dict[str, WindowState] = {}
         self._books: dict[str, DeviceBook] = {}
+        # Per-classroom maps are keyed by classtrace.identity.room_key: "school_id/classroom_id".
         self._partition: dict[str, int] = {}  # classroom → partition of its records
         # classroom → latest occurred_at (ms) seen: window lateness is measured in event time, so
         # a backfill or a simulator running in the past keeps its windows (wall clock would not).
@@ -167,19 +169,23 @@ class Processor:
         except DecodeError as exc:
             self._dead_letter(record, str(exc), value, now)
             return
-        if not record.key:
-            self._dead_letter(record, "record has no key: events records are keyed by classroom",
+        events = batch.events
+        room = _room_of(record.key, events)
+        if room is None:
+            why = "record has no key" if not record.key else "record key is not school_id/classroom_id"
+            self._dead_letter(record, f"{why}: events records are keyed by school_id/classroom_id",
                               value, now)  # fmt: skip
             return
-        classroom = record.key.decode("utf-8", "replace")
-        self._partition[classroom] = record.partition
-        self._apply_batch(classroom, batch.events)
+        self._partition[room[0]] = record.partition
+        self._apply_batch(room, events)
 
-    def _apply_batch(self, classroom: str, events: Sequence[pb.Event]) -> None:
+    def _apply_batch(self, room: tuple[str, str, str], events: Sequence[pb.Event]) -> None:
         """Count one record's events: the worker's hot loop.
 
         The window and lesson are looked up when they change from one event to the next, not
-        per event: a record holds one classroom's events, mostly in time order. Every event goes
+        per event: a record holds one classroom's events, mostly in time order. ``room`` is the
+        record's ``(room_key, school_id, classroom_id)``: new state takes its school from the key,
+        which the gateway or SDK set from the device's binding. Every event goes
         through each aggregate's own dedup; its payload reaches the aggregates only when new.
         """
         stats = self.stats
@@ -189,6 +195,7 @@ class Processor:
         lesson: LessonState | None = None
         lesson_now = ""
         duplicates = 0
+        classroom = room[0]
         mark = self._watermark.get(classroom, 0)
         for event in events:
             occurred_ns = ts_to_ns(event.occurred_at)
@@ -200,7 +207,7 @@ class Processor:
             start = occurred - occurred % WINDOW_MS
             if start != window_start:
                 window_start = start
-                window = self._window(classroom, start, mark, event.school_id)
+                window = self._window(room, start, mark)
             fresh = False
             if window is None:
                 stats.late_dropped += 1
@@ -212,39 +219,39 @@ class Processor:
             if lesson_id:
                 if lesson is None or lesson_id != lesson_now:
                     lesson_now = lesson_id
-                    lesson = self._lesson(classroom, lesson_id, event.school_id)
+                    lesson = self._lesson(room, lesson_id)
                 if lesson.count(device_id, seq, event_id, occurred):
                     dirty_lessons.add(lesson)
                     fresh = True
                     lesson.add(payload, event, occurred, occurred_ns)
             if payload == "heartbeat":
-                fresh |= self._take_heartbeat(classroom, event, occurred)
+                fresh |= self._take_heartbeat(room, event, occurred)
             if not fresh:
                 duplicates += 1
         self._watermark[classroom] = mark
         stats.events += len(events)
         stats.duplicates += duplicates
 
-    def _take_heartbeat(self, classroom: str, event: pb.Event, occurred: int) -> bool:
-        book = self._book(classroom)
+    def _take_heartbeat(self, room: tuple[str, str, str], event: pb.Event, occurred: int) -> bool:
+        book = self._book(room)
         if not book.take(event, occurred):
             return False
-        self._changed_devices.setdefault(classroom, set()).add(event.device_id)
+        self._changed_devices.setdefault(room[0], set()).add(event.device_id)
         return True
 
     # --- state lookup ---------------------------------------------------------------------------
 
-    def _lesson(self, classroom: str, lesson_id: str, school_id: str) -> LessonState:
-        key = LessonState.key_of(classroom, lesson_id)
+    def _lesson(self, room: tuple[str, str, str], lesson_id: str) -> LessonState:
+        key = LessonState.key_of(room[0], lesson_id)
         state = self._lessons.get(key)
         if state is None:
             raw = self._tables[0].get(key)
-            state = LessonState.from_bytes(raw) if raw else LessonState(classroom, lesson_id, school_id)
+            state = LessonState.from_bytes(raw) if raw else LessonState(room[2], lesson_id, room[1])
             self._lessons[key] = state
         return state
 
-    def _window(self, classroom: str, start_ms: int, mark_ms: int, school_id: str) -> WindowState | None:
-        key = WindowState.key_of(classroom, start_ms)
+    def _window(self, room: tuple[str, str, str], start_ms: int, mark_ms: int) -> WindowState | None:
+        key = WindowState.key_of(room[0], start_ms)
         state = self._windows.get(key)
         if state is None:
             raw = self._tables[1].get(key)
@@ -253,16 +260,17 @@ class Processor:
             elif start_ms + WINDOW_MS < mark_ms - self.config.window_retention_s * 1000:
                 return None  # evicted: a fresh partial point would replace the complete one
             else:
-                state = WindowState(classroom, start_ms, school_id)
+                state = WindowState(room[2], start_ms, room[1])
             self._windows[key] = state
         return state
 
-    def _book(self, classroom: str) -> DeviceBook:
-        book = self._books.get(classroom)
+    def _book(self, room: tuple[str, str, str]) -> DeviceBook:
+        key = room[0]
+        book = self._books.get(key)
         if book is None:
-            raw = self._tables[2].get(classroom)
-            book = DeviceBook.from_bytes(raw) if raw else DeviceBook(classroom)
-            self._books[classroom] = book
+            raw = self._tables[2].get(key)
+            book = DeviceBook.from_bytes(raw) if raw else DeviceBook(room[2], room[1])
+            self._books[key] = book
         return book
 
     # --- results out ----------------------------------------------------------------------------
@@ -279,14 +287,14 @@ class Processor:
 
         partition = self._partition
         for window in self._dirty_windows:
-            room = window.classroom_id
+            room = window.room
             windows.put(partition[room], window.key, window.to_bytes())
             window.add_points(batch_of(room))
         for lesson in self._dirty_lessons:
             key = lesson.key
-            lessons.put(partition[lesson.classroom_id], key, lesson.to_bytes())
+            lessons.put(partition[lesson.room], key, lesson.to_bytes())
             self._touched[key] = now
-            if self._summaries.changed(key, lesson, now, summary_sink(batch_of, lesson.classroom_id)):
+            if self._summaries.changed(key, lesson, now, summary_sink(batch_of, lesson.room)):
                 self.stats.summaries += 1
         now_ms = int(now * 1000)
         for classroom, changed in self._changed_devices.items():
@@ -302,7 +310,7 @@ class Processor:
             self._sweep(now)
 
     def _send(self, batches: dict[str, ppb.MetricBatch]) -> None:
-        """One MetricBatch record per classroom, keyed by it."""
+        """One MetricBatch record per classroom, keyed by its room_key."""
         for classroom, batch in batches.items():
             self._out.metrics(classroom.encode(), batch.SerializeToString())
 
@@ -342,7 +350,7 @@ class Processor:
                 if lesson is None:
                     throttle.pending.discard(key)
                 elif throttle.due(key, now) and throttle.send(
-                    key, lesson, now, summary_sink(batch_of, lesson.classroom_id)
+                    key, lesson, now, summary_sink(batch_of, lesson.room)
                 ):
                     self.stats.summaries += 1
             self._load_books()
@@ -362,11 +370,12 @@ class Processor:
     def _load_books(self) -> None:
         """Device books restored from the changelog are watched even before their next heartbeat."""
         devices = self._tables[2]
-        for classroom in devices.iter_keys():
-            if classroom not in self._books:
-                raw = devices.get(classroom)
+        for key in devices.iter_keys():
+            # Books written before 0.3 (keyed by the classroom alone) are left to the next heartbeat.
+            if key not in self._books and SEPARATOR in key:
+                raw = devices.get(key)
                 if raw:
-                    self._books[classroom] = DeviceBook.from_bytes(raw)
+                    self._books[key] = DeviceBook.from_bytes(raw)
 
     def _sweep(self, now: float) -> None:
         """Drop expired windows (memory and table) and idle finished lessons (memory only)."""
@@ -376,11 +385,11 @@ class Processor:
 
         def expired(w: WindowState) -> bool:
             end = w.start_ms + WINDOW_MS
-            return end < marks.get(w.classroom_id, 0) - retention_ms or end < backstop_ms
+            return end < marks.get(w.room, 0) - retention_ms or end < backstop_ms
 
         for key in [k for k, w in self._windows.items() if expired(w)]:
             window = self._windows.pop(key)
-            self._tables[1].put(self._partition[window.classroom_id], key, None)
+            self._tables[1].put(self._partition[window.room], key, None)
         for key in [k for k, t in self._touched.items() if now - t > self.config.idle_lesson_s]:
             lesson = self._lessons.get(key)
             if lesson is not None and lesson.final and key not in self._summaries.pending:
@@ -394,3 +403,23 @@ class Processor:
         self._books.clear()
         self._summaries.pending.clear()
         self._touched.clear()
+
+
+def _room_of(key: bytes | None, events: Sequence[pb.Event]) -> tuple[str, str, str] | None:
+    """``(room_key, school_id, classroom_id)`` of an events record, or None if it names none.
+
+    Records are keyed ``school_id/classroom_id``. A record keyed by the classroom alone (written
+    before 0.3) takes its school from its first event: the gateway and SDK put one device's
+    classroom, hence one school, in a record.
+    """
+    if not key:
+        return None
+    text = key.decode("utf-8", "replace")
+    try:
+        school, classroom = split_room(text)
+    except ValueError:
+        if SEPARATOR in text or not events or not events[0].school_id:
+            return None
+        school, classroom = events[0].school_id, text
+        text = room_key(school, classroom)
+    return text, school, classroom

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from classtrace.codec import ms_to_ts, ts_to_ms
+from classtrace.identity import room_key
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
@@ -37,6 +38,7 @@ class WindowState:
         "key",
         "lessons",
         "observations",
+        "room",
         "school_id",
         "seen",
         "start_ms",
@@ -45,8 +47,9 @@ class WindowState:
     def __init__(self, classroom_id: str, start_ms: int, school_id: str = "") -> None:
         self.classroom_id = classroom_id
         self.start_ms = start_ms
-        self.key = self.key_of(classroom_id, start_ms)
         self.school_id = school_id
+        self.room = room_key(school_id, classroom_id)
+        self.key = self.key_of(self.room, start_ms)
         self.events = 0
         self.observations = 0
         self.hands = 0
@@ -55,9 +58,9 @@ class WindowState:
         self.seen = SeenEvents()
 
     @staticmethod
-    def key_of(classroom_id: str, start_ms: int) -> str:
-        """The window's table key."""
-        return f"{classroom_id}/{start_ms}"
+    def key_of(room: str, start_ms: int) -> str:
+        """The window's table key: its classroom's :func:`~classtrace.identity.room_key` and start."""
+        return f"{room}/{start_ms}"
 
     def count(self, device_id: str, seq: int, event_id: str, lesson_id: str) -> bool:
         """Count an event of this window; False for a duplicate (nothing changes then)."""
@@ -132,10 +135,11 @@ class WindowState:
 class DeviceBook:
     """The latest heartbeat of each device of one classroom, and which of them are offline."""
 
-    __slots__ = ("classroom_id", "devices", "offline")
+    __slots__ = ("classroom_id", "devices", "offline", "school_id")
 
-    def __init__(self, classroom_id: str) -> None:
+    def __init__(self, classroom_id: str, school_id: str) -> None:
         self.classroom_id = classroom_id
+        self.school_id = school_id
         # device_id → [occurred_ms, event_id, seen_ms, interval_s, battery, spool, kind, school]
         self.devices: dict[str, list[Any]] = {}
         self.offline: set[str] = set()  # alerted; not persisted (an alert may repeat after restart)
@@ -187,12 +191,16 @@ class DeviceBook:
 
     def to_bytes(self) -> bytes:
         """The table value."""
-        return orjson.dumps({"c": self.classroom_id, "d": self.devices}, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(
+            {"c": self.classroom_id, "s": self.school_id, "d": self.devices}, option=orjson.OPT_SORT_KEYS
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> DeviceBook:
         """Inverse of :meth:`to_bytes`."""
         obj = orjson.loads(raw)
-        book = cls(obj["c"])
+        # Books written before 0.3 lack "s"; each device entry carries its school (index 7).
+        school = obj.get("s") or next((entry[7] for entry in obj["d"].values()), "")
+        book = cls(obj["c"], school)
         book.devices = obj["d"]
         return book

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from classtrace.codec import batch_from_json, decode_batch
 from classtrace.errors import DecodeError
+from classtrace.identity import room_key
 from classtrace.topics import DEADLETTER, DEVICES, EVENTS
 from classtrace.validation import MAX_BATCH_EVENTS
 from producers.errors import TransportError
@@ -117,7 +118,8 @@ class Gateway:
             limit = self.config.max_events
             return self._error(413, f"{n_events} events exceed the limit of {limit} per request")
         verdict = judge(batch, binding, now_ns)
-        publish, key, config = self.publisher.publish, binding.classroom_id, self.config
+        publish, config = self.publisher.publish, self.config
+        key = room_key(binding.school_id, binding.classroom_id)
         futures = [publish(config.deadletter_topic, letter, key) for letter in verdict.dead_letters]
         if verdict.value is not None:
             futures.append(publish(config.events_topic, verdict.value, key))

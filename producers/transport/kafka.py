@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from classtrace.identity import room_key
 from classtrace.kafka import KafkaError, KafkaException, Message, Producer, make_producer
 from classtrace.topics import EVENTS
 from producers.errors import TransportError
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class KafkaTransport:
-    """Produce spooled batches to ``topic`` (key = classroom_id) and wait for acks=all.
+    """Produce spooled batches to ``topic`` (key = school_id/classroom_id) and wait for acks=all.
 
     Thread-safe: EdgeProducers of many classrooms may share one (one librdkafka client is far
     cheaper than one per classroom).
@@ -76,7 +77,12 @@ class KafkaTransport:
                     settle(i, Delivery(TransportError(f"Kafka delivery failed: {err.str()}")))
 
             try:
-                producer.produce(self.topic, record.payload, key=record.classroom_id, on_delivery=on_delivery)
+                producer.produce(
+                    self.topic,
+                    record.payload,
+                    key=room_key(record.school_id, record.classroom_id),
+                    on_delivery=on_delivery,
+                )
             except BufferError:
                 producer.poll(0.1)
                 settle(i, Delivery(TransportError("Kafka producer queue full", retry_after=0.1)))

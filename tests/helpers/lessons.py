@@ -19,10 +19,12 @@ LT = pb.LearningTrace
 CO = pb.ClassObservation
 
 
-def _event(rng: random.Random, classroom: str, device: str, kind: int, ms: int, lesson: str) -> pb.Event:
+def _event(
+    rng: random.Random, school: str, classroom: str, device: str, kind: int, ms: int, lesson: str
+) -> pb.Event:
     event = pb.Event(
         event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        school_id="sch-0001",
+        school_id=school,
         classroom_id=classroom,
         device_id=device,
         lesson_id=lesson,
@@ -39,6 +41,7 @@ def recorded_lesson(
     lesson: str = "lesson-0001",
     start_ms: int | None = None,
     minutes: int = 10,
+    school: str = "sch-0001",
 ) -> list[pb.Event]:
     """The events of one lesson (and its devices' heartbeats), sorted by occurred_at."""
     rng = random.Random(seed)
@@ -47,7 +50,7 @@ def recorded_lesson(
     events: list[pb.Event] = []
 
     def add(device: str, kind: int, ms: int, in_lesson: bool = True) -> pb.Event:
-        event = _event(rng, classroom, device, kind, ms, lesson if in_lesson else "")
+        event = _event(rng, school, classroom, device, kind, ms, lesson if in_lesson else "")
         events.append(event)
         return event
 

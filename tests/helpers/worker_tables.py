@@ -31,9 +31,11 @@ class Sink:
 
     def __init__(self) -> None:
         self.batches: list[ppb.MetricBatch] = []
+        self.keys: list[bytes] = []
         self.dead: list[ppb.DeadLetter] = []
 
     def metrics(self, key: bytes, value: bytes) -> None:
+        self.keys.append(key)
         self.batches.append(ppb.MetricBatch.FromString(value))
 
     def dead_letter(self, key: bytes | None, value: bytes) -> None:
@@ -45,9 +47,11 @@ class Sink:
         assert latest.final
         return latest
 
-    def points(self) -> dict[tuple[int, str], float]:
+    def points(self, school: str | None = None) -> dict[tuple[int, str], float]:
+        """The latest value per (window start, metric), of one school's rooms if given."""
         latest: dict[tuple[int, str], float] = {}
         for batch in self.batches:
             for p in batch.points:
-                latest[(p.window_start.seconds, p.metric)] = p.value
+                if school is None or p.school_id == school:
+                    latest[(p.window_start.seconds, p.metric)] = p.value
         return latest

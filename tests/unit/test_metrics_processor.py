@@ -20,7 +20,7 @@ def make(tables=None, sink=None):
     return Processor(*tables, sink, ProcessorConfig(summary_interval_s=0.0)), tables, sink
 
 
-def records(values: list[bytes], key: bytes = b"room-101") -> list[Record]:
+def records(values: list[bytes], key: bytes = b"sch-0001/room-101") -> list[Record]:
     return [Record("classtrace.events.v1", 0, i, key, v) for i, v in enumerate(values)]
 
 
@@ -184,3 +184,47 @@ def test_a_lesson_without_frames_or_answers_reports_no_value_not_zero():
     summary = sink.final_summary()
     assert math.isnan(summary.attention_rate) and math.isnan(summary.answer_accuracy)
     assert summary.answers == 0 and summary.participation_rate == 0.0
+
+
+def test_two_schools_with_the_same_room_and_lesson_id_keep_their_own_lessons():
+    """Room numbers and lesson ids repeat across schools: each school's lesson is its own.
+
+    Both schools run "lesson-0001" in "room-101" at the same time; their records interleave on
+    one partition. Each school's summary and window points equal what it gets alone.
+    """
+    start = (int(time.time()) - 900) * 1000
+    a = recorded_lesson(seed=11, start_ms=start, school="sch-a")
+    b = recorded_lesson(seed=23, start_ms=start, school="sch-b")
+    alone = {}
+    for school, events in (("sch-a", a), ("sch-b", b)):
+        proc, _tables, sink = make()
+        proc.process_records(records(chunks(events, 25), key=f"{school}/room-101".encode()))
+        proc.tick()
+        alone[school] = (sink.final_summary(), sink.points())
+    proc, _tables, sink = make()
+    recs_a = records(chunks(a, 25), key=b"sch-a/room-101")
+    recs_b = records(chunks(b, 25), key=b"sch-b/room-101")
+    for pair in zip(recs_a, recs_b, strict=False):
+        proc.process_records(list(pair))
+    proc.tick()
+    by_school = {}
+    for batch in sink.batches:
+        for s in batch.summaries:
+            if s.final and s.version >= by_school.get(s.school_id, s).version:
+                by_school[s.school_id] = s
+    assert set(by_school) == {"sch-a", "sch-b"}
+    for school, (summary, points) in alone.items():
+        assert summary_fingerprint(by_school[school]) == summary_fingerprint(summary)
+        assert sink.points(school) == points
+    assert alone["sch-a"][0].st_codes != alone["sch-b"][0].st_codes  # two different lessons
+    assert set(sink.keys) == {b"sch-a/room-101", b"sch-b/room-101"}
+
+
+def test_a_record_keyed_by_the_classroom_alone_takes_its_school_from_its_events(reference):
+    """Records written before school/classroom keys (a topic being upgraded) still count once."""
+    proc, _tables, sink = make()
+    for rec in records(chunks(LESSON, 25), key=b"room-101"):
+        proc.process_records([rec])
+    proc.tick()
+    assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
+    assert proc.stats.dead_letters == 0
