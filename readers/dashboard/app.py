@@ -7,7 +7,10 @@ the gateway's app (one HTTP port); ``build_app()`` wraps the same routes in a st
     GET /                                 the inspection page (no data; asks for a token)
     GET /static/dashboard/…               its JS and CSS
     GET /v1/live/classrooms               {"seq", "scope", "classrooms": [card, …]}
-    GET /v1/live/classrooms/{classroom}   one card + st_codes, series, device_list (404 outside scope)
+    GET /v1/live/classrooms/{school}/{classroom}
+                                          one card + st_codes, series, device_list (404 outside scope)
+    GET /v1/live/classrooms/{classroom}   404 naming the two-segment form: room numbers repeat
+                                          across schools, so one segment cannot name a classroom
     GET /v1/live/stream                   SSE: "snapshot" once, then "update" with changed cards
                                           at most every push_interval s; ": ping" comments when idle;
                                           "revoked" (then close) when the token is revoked
@@ -40,11 +43,15 @@ from readers.dashboard.headers import SecurityHeaders
 from readers.dashboard.state import LiveState
 from readers.dashboard.viewers import Viewer, ViewerRegistry
 
-__all__ = ["LiveRoutes", "LiveService", "build_app", "live_routes"]
+__all__ = ["AMBIGUOUS_CLASSROOM", "LiveRoutes", "LiveService", "build_app", "live_routes"]
 
 STATIC_DIR = Path(__file__).with_name("static")
 SSE_CLIENTS = Gauge("classtrace_dashboard_sse_clients", "Browsers connected to /v1/live/stream")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+AMBIGUOUS_CLASSROOM = (
+    "a classroom is named by its school and its id: use /v1/live/classrooms/{school_id}/{classroom_id}"
+)
+"""The 404 reason of the one-segment detail URL (room numbers repeat across schools)."""
 
 
 class LiveRoutes(NamedTuple):
@@ -118,7 +125,13 @@ class LiveService:
             Route("/", self.page, methods=["GET"], middleware=secure),
             Mount("/static/dashboard", static, middleware=secure, name="dashboard-static"),
             Route("/v1/live/classrooms", self.snapshot, methods=["GET"], middleware=secure),
-            Route("/v1/live/classrooms/{classroom_id}", self.detail, methods=["GET"], middleware=secure),
+            Route(
+                "/v1/live/classrooms/{school_id}/{classroom_id}",
+                self.detail,
+                methods=["GET"],
+                middleware=secure,
+            ),
+            Route("/v1/live/classrooms/{classroom_id}", self.ambiguous, methods=["GET"], middleware=secure),
             Route("/v1/live/stream", self.stream, methods=["GET"], middleware=secure),
         ]
 
@@ -140,10 +153,22 @@ class LiveService:
         viewer = await authenticate(request, self.registry)
         if viewer is None:
             return unauthorized(request)
-        found = self.state.detail(request.path_params["classroom_id"], viewer.scope)
+        params = request.path_params
+        found = self.state.detail(params["school_id"], params["classroom_id"], viewer.scope)
         if found is None:
             return JSONResponse({"error": "no such classroom"}, status_code=404)
         return Response(orjson.dumps(found), media_type="application/json")
+
+    async def ambiguous(self, request: Request) -> Response:
+        """The old one-segment URL: 404 naming the two-segment form, never a guess.
+
+        Two schools may both have the room, so answering with either would show one school's
+        lesson to whoever asked for the other's.
+        """
+        viewer = await authenticate(request, self.registry)
+        if viewer is None:
+            return unauthorized(request)
+        return JSONResponse({"error": AMBIGUOUS_CLASSROOM}, status_code=404)
 
     async def stream(self, request: Request) -> Response:
         """Server-Sent Events: a snapshot, then the cards that changed, every push_interval s."""

@@ -5,6 +5,10 @@ since sequence N" for Server-Sent Events. Every change bumps a global sequence n
 classroom with it, so each SSE client sends only the cards that changed since its last push instead
 of re-sending 2,000 classrooms. Memory is bounded: one card per classroom, one lesson per classroom
 (the latest), and at most :data:`MAX_SERIES_POINTS` points per series.
+
+A classroom is ``(school_id, classroom_id)`` (docs/DESIGN.md, Identity): room numbers repeat across
+schools, so two schools' ``C101`` are two cards. The key is read from each point, summary and
+device status, never from the Kafka record key; an item without a school is dropped, not guessed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = [
     "SERIES_METRICS",
     "ClassroomState",
     "LiveState",
+    "RoomKey",
 ]
 
 MAX_SERIES_POINTS = 720
@@ -44,13 +49,16 @@ _SUMMARY_NUMBERS = (
 _SUMMARY_COUNTS = ("st_samples", "answers", "hand_raises", "enrolled")
 _SUMMARY_TEXTS = ("lesson_id", "teacher_id", "subject", "grade", "teaching_mode")
 
+RoomKey = tuple[str, str]
+"""``(school_id, classroom_id)``: the identity of a classroom."""
+
 
 @dataclass
 class ClassroomState:
     """What the dashboard knows about one classroom: its latest lesson, series and devices."""
 
+    school_id: str
     classroom_id: str
-    school_id: str = ""
     lesson: dict[str, Any] = field(default_factory=dict)
     lesson_version: int = -1
     lesson_started_ms: int = 0
@@ -99,11 +107,11 @@ class ClassroomState:
 
 
 class LiveState:
-    """Thread-safe map classroom_id → :class:`ClassroomState`, with a change sequence."""
+    """Thread-safe map (school_id, classroom_id) → :class:`ClassroomState`, with a change sequence."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rooms: dict[str, ClassroomState] = {}
+        self._rooms: dict[RoomKey, ClassroomState] = {}
         self._seq = 0
         self.records = 0
 
@@ -116,41 +124,40 @@ class LiveState:
         return len(self._rooms)
 
     # -- writing -----------------------------------------------------------------------------
-    def apply(self, batch: pipeline_pb2.MetricBatch, now_ms: int = 0) -> set[str]:
-        """Fold one MetricBatch into the state; returns the classroom ids that changed."""
-        changed: set[str] = set()
+    def apply(self, batch: pipeline_pb2.MetricBatch, now_ms: int = 0) -> set[RoomKey]:
+        """Fold one MetricBatch into the state; returns the ``(school_id, classroom_id)`` that changed."""
+        changed: set[RoomKey] = set()
         with self._lock:
             self.records += 1
             for summary in batch.summaries:
                 if self._apply_summary(summary):
-                    changed.add(summary.classroom_id)
+                    changed.add((summary.school_id, summary.classroom_id))
             for point in batch.points:
                 if self._apply_point(point):
-                    changed.add(point.classroom_id)
+                    changed.add((point.school_id, point.classroom_id))
             for device in batch.devices:
                 if self._apply_device(device):
-                    changed.add(device.classroom_id)
+                    changed.add((device.school_id, device.classroom_id))
             if changed:
                 self._seq += 1
-                for room_id in changed:
-                    room = self._rooms[room_id]
+                for key in changed:
+                    room = self._rooms[key]
                     room.seq = self._seq
                     room.updated_ms = now_ms
                     room.card = room.build_card()
         return changed
 
-    def _room(self, classroom_id: str, school_id: str) -> ClassroomState:
-        room = self._rooms.get(classroom_id)
+    def _room(self, school_id: str, classroom_id: str) -> ClassroomState:
+        key = (school_id, classroom_id)
+        room = self._rooms.get(key)
         if room is None:
-            room = self._rooms[classroom_id] = ClassroomState(classroom_id, school_id)
-        elif school_id:
-            room.school_id = school_id
+            room = self._rooms[key] = ClassroomState(school_id, classroom_id)
         return room
 
     def _apply_summary(self, s: pipeline_pb2.LessonSummary) -> bool:
-        if not s.classroom_id or not s.lesson_id:
+        if not s.school_id or not s.classroom_id or not s.lesson_id:
             return False
-        room = self._room(s.classroom_id, s.school_id)
+        room = self._room(s.school_id, s.classroom_id)
         started = ts_to_ms(s.started_at)
         if s.lesson_id != room.lesson.get("lesson_id"):
             if started < room.lesson_started_ms:
@@ -182,9 +189,9 @@ class LiveState:
         return True
 
     def _apply_point(self, p: pipeline_pb2.MetricUpdate) -> bool:
-        if p.metric not in SERIES_METRICS or not p.classroom_id:
+        if p.metric not in SERIES_METRICS or not p.school_id or not p.classroom_id:
             return False
-        room = self._room(p.classroom_id, p.school_id)
+        room = self._room(p.school_id, p.classroom_id)
         start = ts_to_ms(p.window_start)
         if p.lesson_id != room.series_lesson:
             if start < room.lesson_started_ms:
@@ -193,9 +200,9 @@ class LiveState:
         return _put(room.series.setdefault(p.metric, {}), start, p.value)
 
     def _apply_device(self, d: pipeline_pb2.DeviceStatus) -> bool:
-        if not d.classroom_id or not d.device_id:
+        if not d.school_id or not d.classroom_id or not d.device_id:
             return False
-        room = self._room(d.classroom_id, d.school_id)
+        room = self._room(d.school_id, d.classroom_id)
         status = {
             "device_id": d.device_id,
             "kind": events_pb2.DeviceKind.Name(d.device_kind).removeprefix("DEVICE_KIND_").lower()
@@ -230,13 +237,16 @@ class LiveState:
             rooms = [r for r in _scoped(self._rooms.values(), school) if r.seq > seq]
             return self._seq, [r.card for r in sorted(rooms, key=_order)]
 
-    def detail(self, classroom_id: str, school: str | None = None) -> dict[str, Any] | None:
-        """One classroom's detail, or None when unknown or outside ``school``."""
+    def detail(self, school_id: str, classroom_id: str, scope: str | None = None) -> dict[str, Any] | None:
+        """Classroom ``(school_id, classroom_id)``'s detail; None when unknown or outside ``scope``.
+
+        Both cases give None, so a school viewer cannot tell another school's room exists.
+        """
+        if scope is not None and school_id != scope:
+            return None
         with self._lock:
-            room = self._rooms.get(classroom_id)
-            if room is None or (school is not None and room.school_id != school):
-                return None
-            return room.detail()
+            room = self._rooms.get((school_id, classroom_id))
+            return None if room is None else room.detail()
 
 
 def _put(series: dict[int, float], at_ms: int, value: float) -> bool:

@@ -1,13 +1,14 @@
 // The inspection grid: one keyed DOM node per classroom, updated in place from the SSE stream.
 // Incoming cards are queued and applied once per animation frame, and only changed fields are
-// written, so 2,000 classrooms updating every few seconds stay smooth.
+// written, so 2,000 classrooms updating every few seconds stay smooth. A classroom is
+// (school_id, classroom_id): room numbers repeat across schools, so every map is keyed by both.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "classtrace.token", LANG_KEY = "classtrace.lang";
-  const rooms = new Map();          // classroom_id → {el, f: field nodes, data, key}
-  const order = [];                 // sorted keys "school\u0000classroom", parallel to the grid
-  const pending = new Map();        // classroom_id → newest card not yet drawn
+  const rooms = new Map();          // key "school\u0000classroom" → {el, f: field nodes, data, key}
+  const order = [];                 // sorted keys, parallel to the grid
+  const pending = new Map();        // key → newest card not yet drawn
   const schools = new Set(), subjects = new Set();
   let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";
   let t = window.I18N[lang];
@@ -58,7 +59,7 @@
       $("filters").hidden = false;
       setScope(msg.scope);
       setConn("on", "live");
-      const seen = new Set(msg.classrooms.map((c) => c.classroom_id));
+      const seen = new Set(msg.classrooms.map(keyOf));
       for (const id of [...rooms.keys()]) if (!seen.has(id)) removeRoom(id);
       queue(msg.classrooms, false);
     });
@@ -91,7 +92,7 @@
 
   // -- grid --------------------------------------------------------------------------------
   function queue(cards, flash) {
-    for (const c of cards) { c._flash = flash; pending.set(c.classroom_id, c); }
+    for (const c of cards) { c._flash = flash; pending.set(keyOf(c), c); }
     if (!frame) frame = requestAnimationFrame(flush);
   }
 
@@ -99,14 +100,12 @@
     frame = 0;
     let newFilterOptions = false;
     for (const card of pending.values()) {
-      let room = rooms.get(card.classroom_id);
-      if (!room) room = addRoom(card);
-      else if (room.data.school_id !== card.school_id) { removeRoom(card.classroom_id); room = addRoom(card); }
+      const room = rooms.get(keyOf(card)) || addRoom(card);
       draw(room, card);
       if (card._flash) room.el.animate([{ boxShadow: "0 0 0 2px #f0c36d" }, { boxShadow: "0 0 0 0 #f0c36d00" }], 800);
       if (!schools.has(card.school_id)) { schools.add(card.school_id); newFilterOptions = true; }
       if (card.subject && !subjects.has(card.subject)) { subjects.add(card.subject); newFilterOptions = true; }
-      if (card.classroom_id === detailId) refreshDetail();
+      if (room.key === detailId) refreshDetail();
     }
     pending.clear();
     if (newFilterOptions) fillFilterOptions();
@@ -120,27 +119,28 @@
     const f = {};
     for (const n of el.querySelectorAll("[class]")) f[n.classList[0]] = n;
     f.barFill = el.querySelector(".bar i");
-    el.dataset.id = card.classroom_id;
-    el.addEventListener("click", () => openDetail(card.classroom_id));
-    el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openDetail(card.classroom_id); });
     const key = keyOf(card);
+    el.dataset.id = card.school_id + "/" + card.classroom_id;  // ids never contain "/"
+    el.addEventListener("click", () => openDetail(key));
+    el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openDetail(key); });
     let lo = 0, hi = order.length;       // binary search: keep the grid sorted by school, room
     while (lo < hi) { const mid = (lo + hi) >> 1; if (order[mid] < key) lo = mid + 1; else hi = mid; }
-    const before = lo < order.length ? rooms.get(order[lo].split("\u0000")[1]).el : null;
+    const before = lo < order.length ? rooms.get(order[lo]).el : null;
     $("grid").insertBefore(el, before);
     order.splice(lo, 0, key);
     const room = { el, f, data: {}, key };
-    rooms.set(card.classroom_id, room);
+    rooms.set(key, room);
     labels(room);
     return room;
   }
 
-  function removeRoom(id) {
-    const room = rooms.get(id);
+  function removeRoom(key) {
+    const room = rooms.get(key);
     if (!room) return;
     room.el.remove();
-    order.splice(order.indexOf(room.key), 1);
-    rooms.delete(id);
+    order.splice(order.indexOf(key), 1);
+    rooms.delete(key);
+    if (key === detailId) closeDetail();
   }
 
   function set(node, text) { if (node.textContent !== text) node.textContent = text; }
@@ -231,8 +231,8 @@
   }
 
   // -- detail ------------------------------------------------------------------------------
-  function openDetail(id) {
-    detailId = id;
+  function openDetail(key) {
+    detailId = key;
     $("detail").hidden = false;
     lastDetail = 0;
     refreshDetail();
@@ -249,10 +249,13 @@
     detailTimer = setTimeout(async () => {
       detailTimer = 0;
       lastDetail = Date.now();
-      const id = detailId;
-      if (!id) return;
-      const r = await fetch("/v1/live/classrooms/" + encodeURIComponent(id), { headers: auth() });
-      if (r.ok && id === detailId) renderDetail(await r.json());
+      const key = detailId;
+      const room = key && rooms.get(key);
+      if (!room) return;
+      const { school_id: school, classroom_id: classroom } = room.data;
+      const url = "/v1/live/classrooms/" + encodeURIComponent(school) + "/" + encodeURIComponent(classroom);
+      const r = await fetch(url, { headers: auth() });
+      if (r.ok && key === detailId) renderDetail(await r.json());
     }, wait);
   }
 
