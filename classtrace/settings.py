@@ -60,10 +60,11 @@ class Settings(BaseModel):
         description="HTTP port of the ingest gateway and dashboard (CLASSTRACE_GATEWAY_PORT); "
         "0 picks a free port.",
     )
-    pseudonym_key: SecretStr | None = Field(
+    region_secret: SecretStr | None = Field(
         default=None,
-        description="HMAC key devices use to pseudonymise student ids (CLASSTRACE_PSEUDONYM_KEY); "
-        "unset = a random key kept in the data dir.",
+        description="Secret each school's pseudonym key is derived from (CLASSTRACE_REGION_SECRET, "
+        "≥ 16 bytes); read only by `devices key` and `simulate`, never by a server role "
+        "(docs/KEYS.md). Unset = a random secret kept in <data dir>/region.secret (0600).",
     )
     log_level: str = Field(
         default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR (CLASSTRACE_LOG_LEVEL)."
@@ -154,7 +155,7 @@ class Settings(BaseModel):
             "data_dir": str(self.data_dir),
             "partitions": str(self.partitions),
             "gateway_port": str(self.gateway_port),
-            "pseudonym_key": "(set)" if self.pseudonym_key else "(data dir)",
+            "region_secret": "(set)" if self.region_secret else "(data dir)",
         }
 
 

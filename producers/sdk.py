@@ -81,6 +81,9 @@ class EdgeProducer:
     ``device_kinds`` (device id → DeviceKind) fills ``device_kind`` where an event leaves it
     unset, as the gateway does from a device's registration; without an entry, an unset kind is
     rejected by validation as before (a producer writing to Kafka directly has no registry).
+    ``pseudonym_key`` is the key of this producer's school (``classtrace devices key --school S``,
+    docs/KEYS.md), never the region secret; so a raw ``student_id`` in an event of another school
+    is refused rather than given a pseudonym that school's own devices would not compute.
     """
 
     def __init__(
@@ -212,7 +215,7 @@ class EdgeProducer:
     def _pseudonymise(self, batch: list[pb.Event], schools: list[str], payloads: list[str | None]) -> None:
         """Replace each learning trace's raw ``student_id`` with its pseudonym (docs/DESIGN.md §4)."""
         pseudonyms = self._pseudonyms
-        for ev, school, payload in zip(batch, schools, payloads, strict=True):
+        for i, (ev, school, payload) in enumerate(zip(batch, schools, payloads, strict=True)):
             if payload != "trace":
                 continue
             trace = ev.trace
@@ -220,6 +223,12 @@ class EdgeProducer:
             if student:
                 pseudonym = pseudonyms.get((school, student))
                 if pseudonym is None:
+                    if school != self.school_id and not is_pseudonym(student):
+                        raise ValidationError(
+                            f"events[{i}].school_id",
+                            f"is not this producer's school {self.school_id!r}: its pseudonym key "
+                            "is that school's only, so it cannot pseudonymise this student",
+                        )
                     pseudonym = self._pseudonym_of(school, student)
                 if pseudonym != student:
                     trace.student_id = pseudonym

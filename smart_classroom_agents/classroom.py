@@ -103,6 +103,9 @@ def _periods(room: Classroom, seed: int, key: bytes) -> Iterator[list[Emission]]
 def classroom_stream(room: Classroom, seed: int, key: bytes, id_salt: int) -> Iterator[tuple[int, pb.Event]]:
     """``(emit_ms, event)`` of the classroom in emission order, with event_id and seq set.
 
+    ``key`` is the pseudonym key of the room's school (:func:`classtrace.ids.school_pseudonym_key`),
+    the one its tablets are provisioned with.
+
     ``id_salt`` (normally the run's anchor time) seeds the event ids; ``seq`` counts per device
     from 1 in emission order, as a device's counter would (an EdgeProducer renumbers from its
     own persisted counter).

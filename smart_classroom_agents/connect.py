@@ -85,7 +85,7 @@ def edge_outlet(
     gateway_url: str,
     sim_dir: Path,
     registry_dir: Path | None,
-    pseudonym_key: bytes,
+    region_secret: bytes,
 ) -> EdgeOutlet:
     """An :class:`EdgeOutlet` over the gateway (HTTP + tokens) or straight into Kafka."""
     if target == "gateway":
@@ -95,4 +95,4 @@ def edge_outlet(
         transport = KafkaTransport(bootstrap, kafka_options)
     else:
         raise ValueError(f"unknown target {target!r}: expected gateway or kafka")
-    return EdgeOutlet(transport, sim_dir / "spool", pseudonym_key)
+    return EdgeOutlet(transport, sim_dir / "spool", region_secret)

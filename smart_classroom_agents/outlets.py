@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from classtrace.ids import school_pseudonym_key
 from classtrace.v1 import events_pb2 as pb
 from producers.errors import TransportError
 from producers.sdk import EdgeProducer
@@ -69,15 +70,16 @@ class EdgeOutlet:
     Producers run without their own sender threads (``background=False``): a run of hundreds of
     classrooms would otherwise start hundreds of threads. Spools live under ``spool_dir``, one
     SQLite file per classroom, so an interrupted run resends what it had not delivered when the
-    same classrooms run again.
+    same classrooms run again. Standing in for the devices of every school, it holds the region
+    secret and gives each producer only its school's key (docs/KEYS.md).
     """
 
     def __init__(
-        self, transport: Transport, spool_dir: Path, pseudonym_key: bytes, *, durable: bool = False
+        self, transport: Transport, spool_dir: Path, region_secret: bytes, *, durable: bool = False
     ) -> None:
         self.transport = transport
         self.spool_dir = spool_dir
-        self.key = pseudonym_key
+        self._region_secret = region_secret
         self.durable = durable
         self._producers: dict[str, EdgeProducer] = {}
         spool_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,7 @@ class EdgeOutlet:
                 room.classroom_id,
                 self.transport,
                 spool=self.spool_dir / f"{room.classroom_id}.db",
-                pseudonym_key=self.key,
+                pseudonym_key=school_pseudonym_key(self._region_secret, room.school_id),
                 durable=self.durable,
                 background=False,
                 owns_transport=False,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from classtrace.ids import school_pseudonym_key
 from classtrace.v1 import events_pb2 as pb
 from smart_classroom_agents.classroom import classroom_stream
 from smart_classroom_agents.clock import SimClock, anchor_start_ms
@@ -90,9 +91,13 @@ def plan_classrooms(plan: SimulationPlan, now_ms: int) -> tuple[int, list[Classr
     return start, rooms
 
 
-def _merged(rooms: list[Classroom], seed: int, key: bytes, salt: int) -> Iterator[tuple[int, int, pb.Event]]:
+def _merged(
+    rooms: list[Classroom], seed: int, region_secret: bytes, salt: int
+) -> Iterator[tuple[int, int, pb.Event]]:
+    # Each classroom's devices hold only their school's key, as provisioned ones would.
+    keys = {room.school_id: school_pseudonym_key(region_secret, room.school_id) for room in rooms}
     streams = [
-        ((emit, i, ev) for emit, ev in classroom_stream(room, seed, key, salt))
+        ((emit, i, ev) for emit, ev in classroom_stream(room, seed, keys[room.school_id], salt))
         for i, room in enumerate(rooms)
     ]
     return heapq.merge(*streams, key=lambda item: item[0])
@@ -101,14 +106,18 @@ def _merged(rooms: list[Classroom], seed: int, key: bytes, salt: int) -> Iterato
 def run_simulation(
     plan: SimulationPlan,
     outlet: Outlet,
-    pseudonym_key: bytes,
+    region_secret: bytes,
     out_root: Path,
     *,
     now_ms: int | None = None,
     quiet: bool = False,
     clock: SimClock | None = None,
 ) -> SimulationResult:
-    """Run ``plan`` into ``outlet``; ground truth under ``out_root/<run tag>/``."""
+    """Run ``plan`` into ``outlet``; ground truth under ``out_root/<run tag>/``.
+
+    Each school's devices pseudonymise with the key derived for it from ``region_secret``
+    (docs/KEYS.md); ``outlet`` must hold the same secret (an :class:`EdgeOutlet` does).
+    """
     began = time.monotonic()
     start, rooms = plan_classrooms(plan, int(time.time() * 1000) if now_ms is None else now_ms)
     tag = f"{start // 1000:x}"
@@ -139,7 +148,7 @@ def run_simulation(
             task = progress.add_task(f"{len(rooms)} classrooms", total=end - start, events=0)
             tick_end = start + tick_ms
             waiting = 0
-            for emit, i, event in _merged(rooms, plan.seed, pseudonym_key, start):
+            for emit, i, event in _merged(rooms, plan.seed, region_secret, start):
                 if emit >= tick_end or (plan.speed <= 0 and waiting >= _FAST_BATCH):
                     clock.wait_until(min(emit, tick_end))
                     hand_off()

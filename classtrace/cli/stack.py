@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 
 from classtrace.broker import EmbeddedBroker
-from classtrace.errors import BrokerError, ClasstraceError
+from classtrace.errors import BrokerError, ClasstraceError, ConfigError
+from classtrace.ids import check_region_secret
 from classtrace.kafka import check_reachable, ensure_topics
 from classtrace.plugins import (
     EMBEDDED,
@@ -34,22 +35,46 @@ from classtrace.runtime import Runtime
 from classtrace.settings import Settings
 from classtrace.supervisor import ChildSpec, Supervisor, classtrace_argv
 
-__all__ = ["EmbeddedStack", "pseudonym_key"]
+__all__ = ["DEVICE_SECRETS", "REGION_SECRET_FILE", "EmbeddedStack", "region_secret"]
 
 logger = logging.getLogger(__name__)
 
 
-def pseudonym_key(settings: Settings) -> str:
-    """The pseudonym HMAC key: the configured one, else a random one kept in the data dir."""
-    if settings.pseudonym_key is not None:
-        return settings.pseudonym_key.get_secret_value()
-    path = settings.data_dir / "pseudonym.key"
+REGION_SECRET_FILE = "region.secret"
+# What no server child may inherit from `up`'s own environment: the region secret, and the single
+# key of before docs/KEYS.md, in case a deployment still sets it.
+DEVICE_SECRETS = ("CLASSTRACE_REGION_SECRET", "CLASSTRACE_PSEUDONYM_KEY")
+
+
+def region_secret(settings: Settings) -> bytes:
+    """The region secret school keys derive from: the configured one, else the data dir's file.
+
+    The file is created on first use with 32 random bytes (as hex), mode 0600; one readable by
+    others is refused rather than used, since it would expose every school (docs/KEYS.md). Raises
+    ConfigError for that, or for a secret too short to derive keys from.
+    """
+    if settings.region_secret is not None:
+        return _checked(settings.region_secret.get_secret_value().encode(), "CLASSTRACE_REGION_SECRET")
+    path = settings.data_dir / REGION_SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            f"region_secret ({path})", f"mode {mode:03o} lets group or others at it; run chmod 600 {path}"
+        )
+    return _checked(path.read_text().strip().encode(), str(path))
+
+
+def _checked(secret: bytes, source: str) -> bytes:
+    try:
+        check_region_secret(secret)
+    except ValueError as exc:
+        raise ConfigError(f"region_secret ({source})", str(exc)) from None
+    return secret
 
 
 class EmbeddedStack:
@@ -65,7 +90,9 @@ class EmbeddedStack:
         self.chserver: Any = None
         self.sink: EmbeddedSink | None = None
         self.sink_client: Any = None
-        self.supervisor = Supervisor(self.data_dir / "logs")
+        # Children get no device secret, whatever this process's environment holds.
+        base_env = {k: v for k, v in os.environ.items() if k not in DEVICE_SECRETS}
+        self.supervisor = Supervisor(self.data_dir / "logs", base_env)
         self.gateway_url = ""
         self._viewer_token = ""
         self._hooks: dict[str, EntryPoint] | None = None
@@ -137,11 +164,11 @@ class EmbeddedStack:
         return load(EMBEDDED, name, self._hooks)
 
     def _child_env(self) -> dict[str, str]:
+        """What every child runs with: no pseudonym key or region secret (docs/KEYS.md)."""
         return {
             "CLASSTRACE_KAFKA_BOOTSTRAP": self.bootstrap,
             "CLASSTRACE_DATA_DIR": str(self.data_dir),
             "CLASSTRACE_PARTITIONS": str(self.settings.partitions),
-            "CLASSTRACE_PSEUDONYM_KEY": pseudonym_key(self.settings),
             "CLASSTRACE_LOG_LEVEL": self.settings.log_level,
             "PYTHONUNBUFFERED": "1",
         }
@@ -188,7 +215,10 @@ class EmbeddedStack:
             argv += ["--seed", str(seed)]
         if speed is not None:
             argv += ["--speed", str(speed)]
-        self.supervisor.add(ChildSpec("simulate", classtrace_argv(*argv), self._child_env(), restart=False))
+        env = self._child_env()
+        if self.settings.region_secret is not None:  # else it reads the data dir's file itself
+            env["CLASSTRACE_REGION_SECRET"] = self.settings.region_secret.get_secret_value()
+        self.supervisor.add(ChildSpec("simulate", classtrace_argv(*argv), env, restart=False))
 
     def check(self) -> None:
         """Raise when a part the children cannot restart themselves has died."""

@@ -1,11 +1,15 @@
-"""``classtrace devices add|list|revoke``: device registrations and their bearer tokens (docs/DESIGN.md §5).
+"""``classtrace devices add|list|revoke|key``: device registrations, their bearer tokens, their keys.
 
 ``add`` prints the new token once, alone on stdout (only its SHA-256 is stored, on the compacted
 ``classtrace.devices.v1``); a running gateway accepts it within ~2 s. Re-adding a device rotates
 its token. ``revoke`` stops a token within seconds. Against a running ``classtrace up`` the broker
 is found from the data dir, and registrations are also kept in ``<data dir>/devices.jsonl``
 (hashes only) so a restarted stack still accepts them; with CLASSTRACE_KAFKA_BOOTSTRAP the topic
-is the only record.
+is the only record. (docs/DESIGN.md §5)
+
+``key --school S`` prints the pseudonym key to configure on school S's devices, derived from the
+region secret (CLASSTRACE_REGION_SECRET, else ``<data dir>/region.secret``); it touches no broker.
+A device holds only its school's key, so a stolen one exposes one school (docs/KEYS.md).
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ __all__ = ["register", "run"]
 
 
 def register(sub: Any) -> None:
-    from classtrace.cli.common import add_settings_flags
+    from classtrace.cli.common import add_region_secret_flag, add_settings_flags
 
-    parser = sub.add_parser("devices", help="add, list or revoke device tokens", description=__doc__)
+    parser = sub.add_parser(
+        "devices",
+        help="add, list or revoke device tokens; print a school's pseudonym key",
+        description=__doc__,
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="register a device; prints its token once on stdout")
     add.add_argument("--school", required=True, metavar="S", help="school id")
@@ -41,12 +49,19 @@ def register(sub: Any) -> None:
     revoke = actions.add_parser("revoke", help="revoke a device's token (stops within seconds)")
     revoke.add_argument("--school", required=True, metavar="S", help="school id")
     revoke.add_argument("--device", required=True, metavar="D", help="device id")
-    for action in (add, listing, revoke):
+    key = actions.add_parser(
+        "key", help="print the pseudonym key for school S's devices (from the region secret; docs/KEYS.md)"
+    )
+    key.add_argument("--school", required=True, metavar="S", help="school id")
+    add_region_secret_flag(key)
+    for action in (add, listing, revoke, key):
         add_settings_flags(action)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "key":
+        return _print_school_key(args.school, settings)
     from classtrace.cli.common import resolve_bootstrap
     from classtrace.codec import ts_to_datetime
     from classtrace.kafka import ensure_topics
@@ -114,4 +129,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     reg = revoke_device(bootstrap, options, school_id=args.school, device_id=args.device, data_dir=keep)
     print(f"device {reg.device_id} of school {reg.school_id} revoked", file=sys.stderr)
+    return 0
+
+
+def _print_school_key(school_id: str, settings: Settings) -> int:
+    """Print school ``school_id``'s pseudonym key alone on stdout; where it came from on stderr."""
+    import re
+
+    from classtrace.cli.stack import REGION_SECRET_FILE, region_secret
+    from classtrace.errors import ValidationError
+    from classtrace.ids import PSEUDONYM_KEY_INFO, school_pseudonym_key
+    from classtrace.validation import ID_PATTERN
+
+    if re.fullmatch(ID_PATTERN, school_id) is None:
+        raise ValidationError("school", f"must be 1–64 characters of [A-Za-z0-9_.:-], got {school_id!r}")
+    key = school_pseudonym_key(region_secret(settings), school_id)
+    source = (
+        "CLASSTRACE_REGION_SECRET"
+        if settings.region_secret is not None
+        else str(settings.data_dir / REGION_SECRET_FILE)
+    )
+    version = PSEUDONYM_KEY_INFO.decode().removesuffix("|")
+    print(
+        f"pseudonym key of school {school_id} ({version}, from the region secret in {source}); "
+        "configure it on this school's devices only",
+        file=sys.stderr,
+    )
+    print(key.decode())
     return 0

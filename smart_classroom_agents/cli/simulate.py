@@ -21,6 +21,8 @@ __all__ = ["register", "run"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``simulate`` subcommand."""
+    from classtrace.cli.common import add_region_secret_flag
+
     parser = subparsers.add_parser(
         "simulate",
         help="stream scripted lessons of N simulated classrooms into the stack, with ground truth",
@@ -62,12 +64,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print the result")
+    add_region_secret_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Plan, connect, run; prints where the ground truth is. Exit 1 when events stayed unsent."""
-    from classtrace.cli.stack import pseudonym_key
+    from classtrace.cli.stack import region_secret
     from classtrace.errors import StackNotRunning
     from classtrace.runtime import read_runtime
     from smart_classroom_agents.outlets import ListOutlet, Outlet
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"classtrace simulate: error: {exc}", file=sys.stderr)
         return 2
-    key = pseudonym_key(settings).encode()
+    secret = region_secret(settings)  # the simulated devices of all schools: see docs/KEYS.md
     data_dir = settings.data_dir.resolve()
     out_root = args.out or data_dir / "simulations"
     outlet: Outlet
@@ -106,9 +109,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             gateway_url=gateway_url,
             sim_dir=data_dir / "simulator",
             registry_dir=data_dir if runtime is not None else None,
-            pseudonym_key=key,
+            region_secret=secret,
         )
-    result = run_simulation(plan, outlet, key, out_root, quiet=args.quiet)
+    result = run_simulation(plan, outlet, secret, out_root, quiet=args.quiet)
     if args.format == "json":
         print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(result).items()}))
     else:

@@ -66,10 +66,10 @@ def test_kafka_security_settings_pass_through():
 
 
 def test_secret_key_is_not_printed():
-    settings = Settings.load({}, environ={"CLASSTRACE_PSEUDONYM_KEY": "hunter2"})
+    settings = Settings.load({}, environ={"CLASSTRACE_REGION_SECRET": "hunter2"})
     assert "hunter2" not in repr(settings)
-    assert settings.pseudonym_key is not None
-    assert settings.pseudonym_key.get_secret_value() == "hunter2"
+    assert settings.region_secret is not None
+    assert settings.region_secret.get_secret_value() == "hunter2"
 
 
 def test_settings_flags_work_before_and_after_a_nested_action(tmp_path):
