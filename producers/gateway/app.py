@@ -4,10 +4,17 @@
 through ``extra_routes`` (and ``lifespans`` for its own start/stop), so one port serves both, as
 ``classtrace up`` and docs/DESIGN.md §5 want. The gateway object is ``app.state.gateway``.
 
-Order of whole-request checks (each a JSON ``{"error": ...}``): 401 missing/unknown token,
-415 content type, 413 body over the limit, 400 undecodable body, 413 over 1000 events; then
-per-event verdicts in a 200. 503 (with ``Retry-After``) when Kafka did not confirm: the device
-keeps its events and retries.
+Order of whole-request checks (each a JSON ``{"error": ...}``): 429 (with ``Retry-After``) while
+the address or token prefix is blocked for failing authentication too often
+(:mod:`classtrace.authlimit`), 401 missing/unknown token, 415 content type, 413 body over the
+limit, 408 body not received within ``body_timeout``, 400 undecodable body, 413 over 1000 events;
+then per-event verdicts in a 200. 503 (with ``Retry-After``) when Kafka did not confirm: the
+device keeps its events and retries.
+
+A body over ``offload_bytes`` is decoded and judged in a worker thread (at most
+``offload_threads`` at once), so a large or hostile body cannot stall the event loop and every
+other request with it; smaller bodies, the hot path, stay inline (a thread hop costs more than
+they do).
 """
 
 from __future__ import annotations
@@ -28,14 +35,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from classtrace.authlimit import DEFAULT_MAX_FAILURES, DEFAULT_MAX_KEYS, DEFAULT_WINDOW, FailureLimiter
 from classtrace.codec import batch_from_json, decode_batch
 from classtrace.errors import DecodeError
 from classtrace.identity import room_key
 from classtrace.topics import DEADLETTER, DEVICES, EVENTS
 from classtrace.validation import MAX_BATCH_EVENTS
 from producers.errors import TransportError
-from producers.gateway.auth import Authenticator, DeviceDirectory
-from producers.gateway.ingest import judge
+from producers.gateway.auth import Authenticator, Binding, DeviceDirectory
+from producers.gateway.ingest import Verdict, judge
 from producers.gateway.metrics import GatewayMetrics
 from producers.gateway.publisher import AsyncPublisher
 
@@ -48,6 +56,11 @@ PROTOBUF_TYPES = frozenset(
 )
 JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT = 30.0
+"""Seconds to receive a whole body: 1 MiB at ~35 kB/s, a poor classroom link."""
+OFFLOAD_BYTES = 64 * 1024
+"""Bodies larger than this are decoded and judged off the event loop; a 100-event request is
+~10–20 kB, so the hot path stays inline."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +76,29 @@ class GatewayConfig:
     max_events: int = MAX_BATCH_EVENTS
     ready_timeout: float = 30.0
     """How long start-up waits for the registry to be read before serving anyway."""
+    body_timeout: float = BODY_TIMEOUT
+    """Seconds from the end of the headers to the end of the body; then 408 and the connection
+    is closed (``classtrace gateway --body-timeout``)."""
+    offload_bytes: int = OFFLOAD_BYTES
+    """Bodies above this size are decoded and judged in a worker thread."""
+    offload_threads: int = 2
+    """Worker threads for large bodies at once: bounds the memory their decoding holds."""
+    auth_max_failures: int = DEFAULT_MAX_FAILURES
+    """Failed authentications per address or token prefix within ``auth_window`` before 429
+    (``classtrace gateway --auth-max-failures``)."""
+    auth_window: float = DEFAULT_WINDOW
+    """Seconds failures are counted over, and how long a block lasts (``--auth-window``)."""
+    auth_max_keys: int = DEFAULT_MAX_KEYS
+    """Addresses and token prefixes the limiter tracks at most (oldest evicted)."""
 
 
 class Publisher(Protocol):
     """What the gateway needs from Kafka (:class:`AsyncPublisher`, or a fake in unit tests)."""
 
     def publish(self, topic: str, value: bytes, key: str | None = None) -> asyncio.Future[None]: ...
+
+
+_CLOSE = {"Connection": "close"}
 
 
 def _json(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -85,6 +115,9 @@ class Gateway:
         self.directory = directory
         self.publisher = publisher
         self.metrics = metrics
+        self.limiter = FailureLimiter(config.auth_max_failures, config.auth_window, config.auth_max_keys)
+        metrics.track_limiter(lambda: len(self.limiter))
+        self._offload_slots = asyncio.Semaphore(config.offload_threads)
 
     def _error(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
         self.metrics.request(status)
@@ -92,13 +125,9 @@ class Gateway:
 
     async def post_events(self, request: Request) -> Response:
         """``POST /v1/events`` (docs/DESIGN.md §5)."""
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return self._error(401, "missing bearer token (Authorization: Bearer <device token>)")
-        binding = self.directory.lookup(token.strip())
-        if binding is None:
-            return self._error(401, "unknown or revoked device token")
+        binding = self._authenticate(request)
+        if isinstance(binding, Response):
+            return binding
         ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if ctype not in PROTOBUF_TYPES and ctype != JSON_TYPE:
             shown = repr(ctype[:80]) if ctype else "(none)"
@@ -106,18 +135,15 @@ class Gateway:
                 415, f"unsupported content type {shown}: use application/x-protobuf or application/json"
             )
         body = await self._read_body(request)
-        if body is None:
-            return self._error(413, f"body larger than {self.config.max_body_bytes} bytes")
-        now_ns = time.time_ns()
-        try:
-            batch = decode_batch(body) if ctype != JSON_TYPE else batch_from_json(body)
-            n_events = len(batch.events)  # upb decodes lazily: a malformed event fails here
-        except DecodeError as exc:
-            return self._error(400, f"undecodable body: {exc}")
-        if n_events > self.config.max_events:
-            limit = self.config.max_events
-            return self._error(413, f"{n_events} events exceed the limit of {limit} per request")
-        verdict = judge(batch, binding, now_ns)
+        if isinstance(body, Response):
+            return body
+        if len(body) <= self.config.offload_bytes:
+            verdict = self._judge(body, ctype == JSON_TYPE, binding)
+        else:
+            async with self._offload_slots:
+                verdict = await asyncio.to_thread(self._judge, body, ctype == JSON_TYPE, binding)
+        if isinstance(verdict, Response):
+            return verdict
         publish, config = self.publisher.publish, self.config
         key = room_key(binding.school_id, binding.classroom_id)
         futures = [publish(config.deadletter_topic, letter, key) for letter in verdict.dead_letters]
@@ -139,9 +165,62 @@ class Gateway:
         self.metrics.request(200)
         return _json({"accepted": verdict.accepted, "rejected": verdict.rejected})
 
-    async def _read_body(self, request: Request) -> bytes | None:
-        """The body, or None once it exceeds the limit (without reading the rest)."""
+    def _authenticate(self, request: Request) -> Binding | Response:
+        """The token's binding, or the 429/401 to answer. A blocked address or token prefix gets
+        429 before the token is looked at (see :mod:`classtrace.authlimit` for why even a correct
+        one). Failures count only once the registry is loaded: before, every token is unknown."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else ""
+        source = request.client.host if request.client else None
+        wait = self.limiter.retry_after(source, token)
+        if wait is not None:
+            self.metrics.auth_throttled.inc()
+            return self._error(
+                429,
+                f"too many failed authentications from this address or token; retry after {wait} s",
+                {"Retry-After": str(wait)},
+            )
+        binding = self.directory.lookup(token) if token else None
+        if binding is not None:
+            return binding
+        if self.directory.ready:
+            self.limiter.failed(source, token)
+            self.metrics.auth_failures.inc()
+        if not token:
+            return self._error(401, "missing bearer token (Authorization: Bearer <device token>)")
+        return self._error(401, "unknown or revoked device token")
+
+    def _judge(self, body: bytes, is_json: bool, binding: Binding) -> Verdict | Response:
+        """Decode and judge a body (inline, or in a worker thread when large), or the 400/413."""
+        now_ns = time.time_ns()
+        try:
+            batch = batch_from_json(body) if is_json else decode_batch(body)
+            n_events = len(batch.events)  # upb decodes lazily: a malformed event fails here
+        except DecodeError as exc:
+            return self._error(400, f"undecodable body: {exc}")
+        if n_events > self.config.max_events:
+            limit = self.config.max_events
+            return self._error(413, f"{n_events} events exceed the limit of {limit} per request")
+        return judge(batch, binding, now_ns)
+
+    async def _read_body(self, request: Request) -> bytes | Response:
+        """The body; or 413 once it exceeds the limit (the rest unread), or 408 when it has not
+        arrived within ``body_timeout``. Both close the connection, whose unread rest would
+        otherwise be parsed as the next request's bytes or keep a trickling client attached."""
         limit = self.config.max_body_bytes
+        try:
+            async with asyncio.timeout(self.config.body_timeout):
+                body = await self._receive(request, limit)
+        except TimeoutError:
+            timeout = self.config.body_timeout
+            return self._error(408, f"request body not received within {timeout:g} s", _CLOSE)
+        if body is None:
+            return self._error(413, f"body larger than {limit} bytes", _CLOSE)
+        return body
+
+    @staticmethod
+    async def _receive(request: Request, limit: int) -> bytes | None:
+        """The body, or None once it exceeds ``limit`` (without reading the rest)."""
         length = request.headers.get("content-length")
         if length is not None:
             with contextlib.suppress(ValueError):

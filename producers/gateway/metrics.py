@@ -7,8 +7,9 @@ increment takes a lock, and the per-event path must stay at validation + stampin
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["GatewayMetrics", "reason_label"]
 
@@ -21,7 +22,8 @@ def reason_label(field: str) -> str:
 
 
 class GatewayMetrics:
-    """``classtrace_gateway_*`` series: requests, events accepted/rejected, publish latency."""
+    """``classtrace_gateway_*`` series: requests, events accepted/rejected, publish latency, and the
+    hardening counters (failed authentications, 429s, header timeouts)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -48,7 +50,31 @@ class GatewayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "classtrace_gateway_auth_failures",
+            "Requests to POST /v1/events with a missing, unknown or revoked token, counted by the limiter.",
+            registry=self.registry,
+        )
+        self.auth_throttled = Counter(
+            "classtrace_gateway_auth_throttled",
+            "Requests refused with 429 because their address or token prefix failed too often.",
+            registry=self.registry,
+        )
+        self.header_timeouts = Counter(
+            "classtrace_gateway_header_timeouts",
+            "Connections closed because their request line and headers were not complete in time.",
+            registry=self.registry,
+        )
+        self.limiter_keys = Gauge(
+            "classtrace_gateway_auth_limiter_keys",
+            "Addresses and token prefixes the failed-authentication limiter currently tracks.",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], Counter] = {}
+
+    def track_limiter(self, size: Callable[[], float]) -> None:
+        """Report the limiter's table size at each scrape."""
+        self.limiter_keys.set_function(size)
 
     def request(self, status: int) -> None:
         """Count one response."""

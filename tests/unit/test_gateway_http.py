@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from classtrace.codec import batch_to_json, decode_batch, encode_batch, ts_to_ns
+from classtrace.identity import room_key
 from classtrace.ids import pseudonymise
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -96,7 +97,7 @@ def test_accepts_protobuf_stamps_received_at_one_record(client, publisher):
     r = post(client, encode_batch(events))
     assert r.status_code == 200 and r.json() == {"accepted": 2, "rejected": []}
     ((topic, value, key),) = publisher.records
-    assert (topic, key) == ("ev", "room-1")
+    assert (topic, key) == ("ev", room_key("sch-A", "room-1"))
     got = decode_batch(value).events
     assert [e.event_id for e in got] == [e.event_id for e in events]
     assert all(ts_to_ns(e.received_at) >= before - 10**9 for e in got)
