@@ -46,13 +46,23 @@ class ValidationError(ClasstraceError):
     """An event breaks a rule of docs/DESIGN.md §4.
 
     ``field`` is the dotted path of the offending field (``trace.student_id``), ``reason`` the
-    human-readable explanation that travels with the rejected event.
+    broken rule in words that never quote a text value of the event, and ``got`` that value as
+    the sender wrote it (shortened), or None. ``str(error)`` adds ``got`` and is meant only for
+    the sender (it is their own data); :attr:`rule` leaves it out and is what dead letters and
+    logs keep, so a raw identifier sent by mistake is never stored (issue 17).
     """
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}" if field else reason)
+    def __init__(self, field: str, reason: str, got: str | None = None) -> None:
+        text = f"{field}: {reason}" if field else reason
+        super().__init__(text if got is None else f"{text}, got {got}")
         self.field = field
         self.reason = reason
+        self.got = got
+
+    @property
+    def rule(self) -> str:
+        """``field: reason`` without the offending value: the text that may be stored or logged."""
+        return f"{self.field}: {self.reason}" if self.field else self.reason
 
 
 class DecodeError(ClasstraceError):

@@ -12,16 +12,20 @@ the cheap checks come first, nothing is built for a valid event (messages only f
 one), and each field is read once — with upb, reading a field costs more than checking it.
 
 A rejection is a :class:`~classtrace.errors.ValidationError` whose ``field`` is the dotted path of
-the offending field and whose ``reason`` says what was expected and what was found; it travels
-with the event to the dead-letter topic. Reasons never echo a ``student_id``: a value that is not
-a pseudonym may be a raw student identifier, which must not reach logs or ``dead_letters``.
+the offending field and whose ``reason`` says what was expected. A reason quotes numbers (counts,
+lengths, enum numbers, times), never a text value of the event: a text value goes in ``got``,
+which only the sender's answer shows (``str(error)``); dead letters and logs keep ``error.rule``.
+A ``student_id`` is not even put in ``got``: a value that is not a pseudonym may be a raw student
+identifier (issue 17).
 
 Rules beyond docs/DESIGN.md §4's list, decided here: ``lesson_id`` is required on lesson lifecycle
 events; ``teacher_id`` on PHASE_STARTED; ``item_id`` on VERB_ANSWERED (answer accuracy is per
 item); the nil UUID is refused as an event id (a producer stuck on it would collapse every event
 into one); a behaviour may appear once per observation. ``received_at`` is not checked: a device's
 value is ignored and overwritten at ingest. ``seq`` is not checked (ordering is the consumers').
-``trace.knowledge_points`` are free text and not checked (see ``_read_trace``).
+Free text is bounded (:data:`MAX_TEXT` characters a value, :data:`MAX_KNOWLEDGE_POINTS` knowledge
+points a trace): a bound keeps one event from filling a row, a dead letter or a worker's memory,
+and keeps the text a label rather than a document.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ __all__ = [
     "MAX_DURATION_MS",
     "MAX_FUTURE",
     "MAX_HEARTBEAT_INTERVAL_S",
+    "MAX_KNOWLEDGE_POINTS",
     "MAX_PRESENT",
     "MAX_TEXT",
     "BatchIds",
     "EventFields",
     "check_batch_size",
     "check_event",
+    "is_pseudonym",
     "read_batch",
     "read_event",
     "split_events",
@@ -61,7 +67,8 @@ MAX_PRESENT = 500  # students in one frame / enrolled in one lesson
 MAX_BATCH_EVENTS = 1000  # per EventBatch, per HTTP request and per Kafka record
 MAX_DURATION_MS = 4 * 3600 * 1000  # a teaching segment longer than 4 h is a recogniser fault
 MAX_HEARTBEAT_INTERVAL_S = 86_400
-MAX_TEXT = 64  # free-text fields of rare events (subject, grade, firmware)
+MAX_TEXT = 64  # characters of a free-text value: subject, grade, firmware, one knowledge point
+MAX_KNOWLEDGE_POINTS = 16  # knowledge points one learning trace names (an item tests a few)
 ID_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 
 _ID_MATCH = re.compile(ID_PATTERN).fullmatch
@@ -104,7 +111,7 @@ def _show(value: str) -> str:
 def _bad_id(field: str, value: str) -> ValidationError:
     if not value:
         return ValidationError(field, f"must be set ({_ID_RULE})")
-    return ValidationError(field, f"must be {_ID_RULE}, got {_show(value)}")
+    return ValidationError(field, f"must be {_ID_RULE}", _show(value))
 
 
 def _bad_enum(field: str, value: int, zero_name: str) -> ValidationError:
@@ -115,6 +122,15 @@ def _bad_enum(field: str, value: int, zero_name: str) -> ValidationError:
 
 def _too_long(field: str, value: str) -> ValidationError:
     return ValidationError(field, f"must be at most {MAX_TEXT} characters, got {len(value)}")
+
+
+def _bad_knowledge_points(points: list[str]) -> ValidationError:
+    if len(points) > MAX_KNOWLEDGE_POINTS:
+        return ValidationError(
+            "trace.knowledge_points", f"{len(points)} entries exceed the limit of {MAX_KNOWLEDGE_POINTS}"
+        )
+    i = next(i for i, point in enumerate(points) if len(point) > MAX_TEXT)
+    return _too_long(f"trace.knowledge_points[{i}]", points[i])
 
 
 def _out_of_range(field: str, value: float, low: float, high: float) -> ValidationError:
@@ -156,6 +172,11 @@ def _id_ok(value: str) -> bool:
 def _pseudonym_ok(value: str) -> bool:
     """Whether ``value`` is a pseudonym (memoised)."""
     return value in _OK_PSEUDONYMS or _learn(_OK_PSEUDONYMS, _PSEUDONYM_MATCH, value)
+
+
+def is_pseudonym(value: str) -> bool:
+    """Whether ``value`` passes the ``trace.student_id`` rule: what dead letters may keep."""
+    return _pseudonym_ok(value)
 
 
 # --- rules: each lives once, in the reader of the part of the event it is about -------------------
@@ -251,7 +272,7 @@ def _read_occurred_at(event: pb.Event, now_s: float) -> tuple[int, int]:
 def _bad_event_id(eid: str) -> ValidationError:
     if eid == NIL_UUID:
         return ValidationError("event_id", "the nil UUID is not a usable idempotency key")
-    return ValidationError("event_id", f"must be a UUID, got {_show(eid)}")
+    return ValidationError("event_id", "must be a UUID", _show(eid))
 
 
 def _bad_occurred_at(event: pb.Event, delta: float) -> ValidationError:
@@ -298,8 +319,10 @@ def _read_trace(event: pb.Event) -> tuple[pb.LearningTrace, str, int, str]:
     score = trace.score
     if not 0.0 <= score < _INF:
         raise ValidationError("trace.score", f"must be a finite number ≥ 0, got {score:g}")
-    # knowledge_points are free text and not checked: reading a repeated field costs more
-    # than all the other trace rules together, and the gateway's 1 MiB body limit bounds them.
+    points = trace.knowledge_points
+    # len() of a repeated field is cheap; the per-entry scan runs only on a trace that has some.
+    if points and (len(points) > MAX_KNOWLEDGE_POINTS or max(map(len, points)) > MAX_TEXT):
+        raise _bad_knowledge_points(list(points))
     return trace, student_id, verb, item_id
 
 
