@@ -10,6 +10,10 @@ random databases side by side.
 ClickHouse has no transactional DDL, hence the rules: never edit an applied file (its checksum
 is checked and a mismatch raises :class:`~classtrace.errors.MigrationError`); add the next
 number instead.
+
+Retention (docs/RETENTION.md) is the one schema property an operator configures: migration 0008
+sets the default TTLs, and :func:`apply_retention`, run after the migrations by ``classtrace
+migrate`` and ``classtrace up``, brings each table to the configured ones.
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 from classtrace.clickhouse import DEFAULT_DATABASE, Client, store_errors
-from classtrace.errors import MigrationError, StoreError
+from classtrace.errors import ConfigError, MigrationError, StoreError
+from classtrace.retention import check_overrides, parse_ttl, table_ttls, ttl_expression
 
 __all__ = [
     "MIGRATIONS_TABLE",
     "Migration",
     "applied_migrations",
     "apply_migrations",
+    "apply_retention",
     "load_migrations",
     "quote_identifier",
     "split_statements",
@@ -212,3 +219,48 @@ def _apply_one(client: Client, database: str, migration: Migration) -> None:
     logger.info(
         "migration applied database=%s version=%04d name=%s", database, migration.version, migration.name
     )
+
+
+def apply_retention(
+    client: Client, database: str = DEFAULT_DATABASE, retention_days: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Give every table the TTL of the retention policy with ``retention_days`` applied.
+
+    Returns table → days for the tables changed now. A table whose TTL already matches is not
+    touched, so a second run is a no-op: each ``MODIFY TTL`` also schedules a ``MATERIALIZE TTL``
+    mutation that rewrites the table's parts (which is what removes rows older than a shortened
+    retention), not something to repeat at every start. A table that is not a MergeTree (on a
+    cluster, the Distributed table; its ``_local`` table carries the TTL) is skipped with a warning.
+    """
+    try:
+        wanted = table_ttls(check_overrides(retention_days or {}))
+    except ValueError as exc:
+        raise ConfigError("retention_days", str(exc)) from None
+    db = quote_identifier(database)
+    with store_errors(f"cannot read the tables of {database}"):
+        raw = client.raw_query(
+            f"SELECT name, engine, engine_full FROM system.tables WHERE database = {_quote_string(database)}",
+            fmt="JSONEachRow",
+            use_database=False,
+        )
+    tables = {row["name"]: row for row in (json.loads(line) for line in raw.splitlines() if line.strip())}
+    changed: dict[str, int] = {}
+    for table, (column, days) in wanted.items():
+        row = tables.get(table)
+        if row is None:
+            raise StoreError(f"table {database}.{table} does not exist: apply the migrations first")
+        if not str(row["engine"]).endswith("MergeTree"):
+            logger.warning(
+                "retention not set on a %s table database=%s table=%s", row["engine"], database, table
+            )
+            continue
+        if parse_ttl(str(row["engine_full"])) == (column, days):
+            continue
+        with store_errors(f"cannot set the retention of {database}.{table}"):
+            client.command(
+                f"ALTER TABLE {db}.{quote_identifier(table)} MODIFY TTL {ttl_expression(column, days)}",
+                use_database=False,
+            )
+        logger.info("retention set database=%s table=%s days=%d", database, table, days)
+        changed[table] = days
+    return changed

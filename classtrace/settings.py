@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from classtrace.errors import ConfigError
+from classtrace.retention import check_overrides, overrides_from_env
 
 __all__ = ["ENV_PREFIX", "Settings", "kafka_passthrough", "redact_url"]
 
@@ -69,10 +70,23 @@ class Settings(BaseModel):
     log_level: str = Field(
         default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR (CLASSTRACE_LOG_LEVEL)."
     )
+    deadletter_keep_raw: bool = Field(
+        default=False,
+        description="Keep the bytes of rejected events and undecodable records in dead letters "
+        "(CLASSTRACE_DEADLETTER_KEEP_RAW); off = a SHA-256 and a length only. A non-pseudonym "
+        "student_id is replaced either way. Turn on only to debug a device, and give dead_letters.raw "
+        "a short retention (docs/DESIGN.md §4).",
+    )
     kafka_options: dict[str, str] = Field(
         default_factory=dict,
         description="librdkafka properties passed through from CLASSTRACE_KAFKA_<property> "
         "(e.g. CLASSTRACE_KAFKA_SECURITY_PROTOCOL=SASL_SSL → security.protocol).",
+    )
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Retention overrides in days from CLASSTRACE_RETENTION_<KEY>_DAYS, e.g. "
+        "CLASSTRACE_RETENTION_EVENTS_DAYS=90 or CLASSTRACE_RETENTION_EVENTS_TOPIC_DAYS=3; keys, "
+        "defaults and reasons in docs/RETENTION.md (classtrace/retention.py). Unset = the default.",
     )
 
     @field_validator("kafka_bootstrap")
@@ -103,6 +117,11 @@ class Settings(BaseModel):
             raise ValueError(f"bad port in {redact_url(value)!r}") from exc
         return value
 
+    @field_validator("retention_days")
+    @classmethod
+    def _check_retention(cls, value: dict[str, int]) -> dict[str, int]:
+        return check_overrides(value)
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -122,6 +141,8 @@ class Settings(BaseModel):
         env = dict(os.environ if environ is None else environ)
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         given.setdefault("kafka_options", kafka_passthrough(env))
+        if "retention_days" not in given:  # a misspelt CLASSTRACE_RETENTION_* is a ConfigError here
+            given["retention_days"] = overrides_from_env(env)
         values = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
         try:
             return _from_env(cls, values, given)
@@ -161,7 +182,7 @@ class Settings(BaseModel):
 
 def _from_env(cls: type[Settings], env: Mapping[str, str], given: dict[str, Any]) -> Settings:
     """Construct from an explicit env mapping, so tests never depend on the real environment."""
-    fields = set(cls.model_fields) - {"kafka_options"}
+    fields = set(cls.model_fields) - {"kafka_options", "retention_days"}
     from_env: dict[str, Any] = {}
     for name in fields:
         raw = env.get(ENV_PREFIX + name.upper())

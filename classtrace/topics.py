@@ -1,10 +1,18 @@
-"""Kafka topic names and their configuration (docs/DESIGN.md §5): the contract between the stages."""
+"""Kafka topic names and their configuration (docs/DESIGN.md §5): the contract between the stages.
+
+Retention comes from :mod:`classtrace.retention` (the one home of every table's and topic's
+retention, docs/RETENTION.md): :data:`ALL_TOPICS` carries the defaults, :func:`topic_specs` the
+values an operator configured.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ALL_TOPICS", "DEADLETTER", "DEVICES", "EVENTS", "METRICS", "VIEWERS", "TopicSpec"]
+from classtrace.retention import topic_retention_ms
+
+__all__ = ["ALL_TOPICS", "DEADLETTER", "DEVICES", "EVENTS", "METRICS", "VIEWERS", "TopicSpec", "topic_specs"]
 
 EVENTS = "classtrace.events.v1"
 """Validated events: key = classroom_id, value = EventBatch (≤ 1000 events of that classroom)."""
@@ -29,13 +37,17 @@ class TopicSpec:
     """Registries are tiny and read whole: one partition keeps their order total."""
 
 
-_WEEK_MS = str(7 * 24 * 3600 * 1000)
+def _spec(name: str, overrides: Mapping[str, int] | None) -> TopicSpec:
+    retention_ms = topic_retention_ms(name, overrides)
+    if retention_ms is None:  # the registries: compacted, their latest records are the live state
+        return TopicSpec(name, {"cleanup.policy": "compact"}, single_partition=True)
+    return TopicSpec(name, {"retention.ms": retention_ms})
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (
-    # A week of retention covers the validation horizon (events up to 7 days late).
-    TopicSpec(EVENTS, {"retention.ms": _WEEK_MS}),
-    TopicSpec(METRICS, {"retention.ms": _WEEK_MS}),
-    TopicSpec(DEADLETTER, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
-    TopicSpec(DEVICES, {"cleanup.policy": "compact"}, single_partition=True),
-    TopicSpec(VIEWERS, {"cleanup.policy": "compact"}, single_partition=True),
-)
+
+def topic_specs(retention_days: Mapping[str, int] | None = None) -> tuple[TopicSpec, ...]:
+    """Every contract topic, with ``retention_days`` (``Settings.retention_days``) applied."""
+    return tuple(_spec(name, retention_days) for name in (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS))
+
+
+ALL_TOPICS: tuple[TopicSpec, ...] = topic_specs()
+"""The contract topics with the default retentions (infra/ generates its topic configs from these)."""
