@@ -1,9 +1,11 @@
-"""``classtrace report teacher ID`` / ``report lesson ID``: a self-contained HTML report.
+"""``classtrace report teacher ID --school S`` / ``report lesson ID --school S``: an HTML report.
 
 The teacher report is the digital portrait (教师数字画像) per ISO week: teaching-mode mix, S-T
 Rt/Ch, attention and accuracy, recent lessons. The lesson report shows the S-T curve, attention
-and hand raising over the lesson. Charts are inline SVG: the file opens offline. Chinese by
-default, ``--lang en`` for English. Works while ``classtrace up`` runs on the same data dir.
+and hand raising over the lesson. Lesson and teacher ids repeat across schools, so the school is
+required: a lesson is (school, lesson id), a teacher (school, teacher id). Charts are inline SVG:
+the file opens offline. Chinese by default, ``--lang en`` for English. Works while
+``classtrace up`` runs on the same data dir.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ __all__ = ["register", "run"]
 
 
 def register(sub: Any) -> None:
-    """Add ``report {teacher,lesson} ID [--lang zh|en] [--out FILE]``."""
+    """Add ``report {teacher,lesson} ID --school S [--lang zh|en] [--out FILE]``."""
     parser = sub.add_parser(
         "report", help="write a teacher portrait or lesson report (HTML)", description=__doc__
     )
     parser.add_argument("kind", choices=["teacher", "lesson"], help="what to report on")
-    parser.add_argument("id", metavar="ID", help="teacher_id or lesson_id")
+    parser.add_argument("id", metavar="ID", help="teacher_id or lesson_id (unique within its school)")
+    parser.add_argument(
+        "--school", required=True, metavar="S", help="school_id of the teacher or lesson (required)"
+    )
     parser.add_argument("--lang", choices=["zh", "en"], default="zh", help="language (default zh = zh-CN)")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output file (default report-<kind>-<id>.html)"
+        "--out", type=Path, default=None, help="output file (default report-<kind>-<school>-<id>.html)"
     )
     parser.add_argument("--weeks", type=int, default=12, help="teacher report: weeks shown (default 12)")
     parser.add_argument("--database", default="classtrace", help="ClickHouse database (default classtrace)")
@@ -43,18 +48,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with store_errors("report query failed"):
             if args.kind == "teacher":
-                teacher = load_teacher(client, args.database, args.id, args.weeks)
+                teacher = load_teacher(client, args.database, args.school, args.id, args.weeks)
                 html = render_teacher(teacher, args.lang) if teacher else None
             else:
-                lesson = load_lesson(client, args.database, args.id)
+                lesson = load_lesson(client, args.database, args.school, args.id)
                 html = render_lesson(lesson, args.lang) if lesson else None
     finally:
         close_quietly(client)
     if html is None:
-        print(f"classtrace report: no data for {args.kind} {args.id!r} (ended lessons only)", file=sys.stderr)
+        print(
+            f"classtrace report: no data for {args.kind} {args.id!r} of school {args.school!r}"
+            " (ended lessons only)",
+            file=sys.stderr,
+        )
         return 1
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.id)
-    out: Path = args.out or Path(f"report-{args.kind}-{safe}.html")
+    out: Path = args.out or Path(f"report-{args.kind}-{_safe(args.school)}-{_safe(args.id)}.html")
     out.write_text(html, encoding="utf-8")
     print(out)
     return 0
+
+
+def _safe(part: str) -> str:
+    """``part`` usable in a file name (ids are already tame; this guards the odd character)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part)

@@ -2,6 +2,8 @@
 
 Queries run through the client's ``query`` with bound parameters (ids come from the command
 line); every read of a ReplacingMergeTree uses ``FINAL``, so a re-delivered row never shows twice.
+Lesson and teacher ids repeat across schools, so every query filters by the school as well: a
+lesson is ``(school_id, lesson_id)``, a teacher ``(school_id, teacher_id)``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class LessonData:
 
 @dataclass
 class TeacherData:
+    school_id: str
     teacher_id: str
     weeks: list[dict[str, Any]]
     lessons: list[dict[str, Any]]
@@ -39,12 +42,14 @@ def _rows(client: QueryClient, sql: str, params: dict[str, Any]) -> list[dict[st
     return [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
 
-def load_lesson(client: QueryClient, database: str, lesson_id: str) -> LessonData | None:
-    """The lesson's latest summary and its metric series, or None when the lesson is unknown."""
+def load_lesson(client: QueryClient, database: str, school_id: str, lesson_id: str) -> LessonData | None:
+    """Lesson ``(school_id, lesson_id)``'s latest summary and metric series; None when unknown."""
+    key = {"s": school_id, "l": lesson_id}
     rows = _rows(
         client,
-        f"SELECT * FROM `{database}`.lesson_summary FINAL WHERE lesson_id = %(l)s LIMIT 1",
-        {"l": lesson_id},
+        f"""SELECT * FROM `{database}`.lesson_summary FINAL
+            WHERE school_id = %(s)s AND lesson_id = %(l)s LIMIT 1""",
+        key,
     )
     if not rows:
         return None
@@ -53,7 +58,7 @@ def load_lesson(client: QueryClient, database: str, lesson_id: str) -> LessonDat
         f"""SELECT metric, window_start, value FROM `{database}`.metric_points FINAL
             WHERE school_id = %(s)s AND lesson_id = %(l)s AND metric IN ('attention_rate', 'hand_raising')
             ORDER BY window_start""",
-        {"s": rows[0]["school_id"], "l": lesson_id},
+        key,
     )
     data = LessonData(rows[0])
     for row in series:
@@ -62,13 +67,15 @@ def load_lesson(client: QueryClient, database: str, lesson_id: str) -> LessonDat
     return data
 
 
-def load_teacher(client: QueryClient, database: str, teacher_id: str, weeks: int = 12) -> TeacherData | None:
-    """The teacher's portrait per ISO week (the ``teacher_portrait`` view) and recent lessons."""
+def load_teacher(
+    client: QueryClient, database: str, school_id: str, teacher_id: str, weeks: int = 12
+) -> TeacherData | None:
+    """Teacher ``(school_id, teacher_id)``'s portrait per ISO week and recent ended lessons."""
     week_rows = _rows(
         client,
-        f"""SELECT * FROM `{database}`.teacher_portrait WHERE teacher_id = %(t)s
+        f"""SELECT * FROM `{database}`.teacher_portrait WHERE school_id = %(s)s AND teacher_id = %(t)s
             ORDER BY week_start DESC LIMIT %(n)s""",
-        {"t": teacher_id, "n": weeks},
+        {"s": school_id, "t": teacher_id, "n": weeks},
     )
     if not week_rows:
         return None
@@ -76,8 +83,9 @@ def load_teacher(client: QueryClient, database: str, teacher_id: str, weeks: int
         client,
         f"""SELECT lesson_id, subject, grade, started_at, st_rt, st_ch, teaching_mode, attention_rate,
                    answer_accuracy, hand_raises
-            FROM `{database}`.lesson_summary FINAL WHERE teacher_id = %(t)s AND final
+            FROM `{database}`.lesson_summary FINAL
+            WHERE school_id = %(s)s AND teacher_id = %(t)s AND final
             ORDER BY started_at DESC LIMIT 50""",
-        {"t": teacher_id},
+        {"s": school_id, "t": teacher_id},
     )
-    return TeacherData(teacher_id, list(reversed(week_rows)), lessons)
+    return TeacherData(school_id, teacher_id, list(reversed(week_rows)), lessons)

@@ -218,7 +218,7 @@ def render_teacher(data: TeacherData, lang: str = "zh") -> str:
         _Section(t["weekly"], line_chart(labels, trends, t["weekly"], y_max=1.0), weekly),
         _Section(t["recent"], table=recent),
     ]
-    return _page(t, f"{t['teacher_title']} {data.teacher_id}", ", ".join(last["schools"]), kpis, sections)
+    return _page(t, f"{t['teacher_title']} {data.teacher_id}", data.school_id, kpis, sections)
 
 
 def _opt(value: Any) -> float | None:

@@ -19,9 +19,10 @@ SUMMARY = {
     "answer_accuracy": 0.7, "hand_raises": 3,
 }  # fmt: skip
 WEEK = {
-    "iso_year": 2026, "iso_week": 47, "lessons": 3, "avg_st_rt": 0.5, "avg_st_ch": 0.3,
+    "school_id": "s1", "teacher_id": "t-1", "iso_year": 2026, "iso_week": 47, "lessons": 3,
+    "avg_st_rt": 0.5, "avg_st_ch": 0.3,
     "lecture_lessons": 1, "practice_lessons": 1, "dialogue_lessons": 1, "mixed_lessons": 0,
-    "avg_attention": 0.8, "avg_accuracy": None, "schools": ["s1"],
+    "avg_attention": 0.8, "avg_accuracy": None,
 }  # fmt: skip
 
 
@@ -31,7 +32,7 @@ def lesson():
 
 
 def teacher():
-    return TeacherData("t-1", [WEEK, {**WEEK, "iso_week": 48}], [SUMMARY])
+    return TeacherData("s1", "t-1", [WEEK, {**WEEK, "iso_week": 48}], [SUMMARY])
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,9 @@ def test_st_curve_steps():
     xs = [float(p.split(",")[0]) for p in points]
     ys = [float(p.split(",")[1]) for p in points]
     assert xs[0] == xs[1] == xs[2] < xs[3] and ys[0] > ys[1] > ys[2] == ys[3]
+
+
+def test_teacher_report_names_the_teacher_and_its_school():
+    # a teacher id is unique only within its school: the report must say which school's teacher
+    html = render_teacher(TeacherData("school-北", "t-1", [WEEK], [SUMMARY]), "en")
+    assert "Teacher digital portrait t-1" in html and "school-北" in html
