@@ -1,4 +1,5 @@
-"""The live service against a real Tansu broker: SSE stream, school scope, tokens, restart rebuild."""
+"""The live service against a real Tansu broker: SSE stream, school scope, tokens, restart rebuild,
+two schools' rooms with the same id."""
 
 from __future__ import annotations
 
@@ -21,7 +22,16 @@ from readers.dashboard.viewers import (
     restore_viewers,
     revoke_viewer,
 )
-from tests.helpers.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
+from tests.helpers.dashboard_support import (
+    batch,
+    classroom_batches,
+    device,
+    point,
+    produce,
+    serve,
+    summary,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -126,8 +136,10 @@ def test_school_viewer_sees_only_its_school(live):
     assert status == 200 and len(all_rooms) == 30
     status, s1_rooms = _rooms(live, live["s1"])
     assert status == 200 and s1_rooms == sorted(r for r in all_rooms if r.startswith("s1-"))
-    detail = httpx.get(live["url"] + "/v1/live/classrooms/s2-r001", params={"token": live["s1"]})
+    detail = httpx.get(live["url"] + "/v1/live/classrooms/s2/s2-r001", params={"token": live["s1"]})
     assert detail.status_code == 404
+    own = httpx.get(live["url"] + "/v1/live/classrooms/s1/s1-r000", params={"token": live["s1"]})
+    assert own.status_code == 200 and own.json()["school_id"] == "s1" and own.json()["device_list"]
     assert httpx.get(live["url"] + "/v1/live/classrooms").status_code == 401
 
 
@@ -150,6 +162,43 @@ def test_a_restarted_dashboard_rebuilds_the_same_state(live):
         wait_for(lambda: app.state.live.caught_up)
         again = httpx.get(url + "/v1/live/classrooms", params={"token": live["all"]}).json()
         assert [c["classroom_id"] for c in again["classrooms"]] == before
+
+
+def test_two_schools_c101_over_kafka_stay_two_rooms_each_seen_only_by_its_school(kafka, topic_factory):
+    # Both schools' records carry the same record key "C101": the rooms are told apart by the
+    # school_id inside each summary, point and device status, not by the key.
+    metrics, viewers = topic_factory(), topic_factory(config=COMPACT)
+    _, north = add_viewer(kafka.bootstrap, {}, "north", topic=viewers)
+    _, south = add_viewer(kafka.bootstrap, {}, "south", topic=viewers)
+    records = [
+        (
+            "C101",
+            batch(
+                [summary("C101", school, lesson="L-1", st_rt=st_rt)],
+                [point("C101", attention, 0, school, lesson="L-1")],
+                [device("C101", "cam", offline=offline, school=school)],
+            ),
+        )
+        for school, st_rt, attention, offline in (("north", 0.9, 0.95, False), ("south", 0.2, 0.35, True))
+    ]
+    produce(kafka.bootstrap, metrics, records)
+    app = build_app(kafka.bootstrap, {}, metrics_topic=metrics, viewers_topic=viewers)
+    with serve(app) as url:
+        wait_for(lambda: app.state.live.caught_up and len(app.state.live.state) == 2)
+        for token, own, other, st_rt, attention in (
+            (north, "north", "south", 0.9, 0.95),
+            (south, "south", "north", 0.2, 0.35),
+        ):
+            cards = httpx.get(url + "/v1/live/classrooms", params={"token": token}).json()["classrooms"]
+            assert [(c["school_id"], c["classroom_id"], c["st_rt"]) for c in cards] == [(own, "C101", st_rt)]
+            detail = httpx.get(f"{url}/v1/live/classrooms/{own}/C101", params={"token": token}).json()
+            assert [v for _, v in detail["series"]["attention_rate"]] == [attention]
+            assert (
+                httpx.get(f"{url}/v1/live/classrooms/{other}/C101", params={"token": token}).status_code
+                == 404
+            )
+            guess = httpx.get(f"{url}/v1/live/classrooms/C101", params={"token": token})
+            assert guess.status_code == 404 and "{school_id}/{classroom_id}" in guess.json()["error"]
 
 
 def test_restore_viewers_and_admin_token_survive_a_broker_restart(kafka, topic_factory, tmp_path):
