@@ -110,7 +110,7 @@ def _walk_through(page, dashboard) -> None:
     assert "线上巡课" in page.inner_text("header")
     assert "token=" not in page.url
     assert page.inner_text("#stat-rooms") == str(ROOMS)
-    card = '.card[data-id="s1-r000"]'
+    card = '.card[data-id="s1/s1-r000"]'
     assert page.inner_text(f"{card} .mode") == "讲授型"
     assert page.inner_text(f"{card} .attention") == "55%"
     page.wait_for_selector("#conn.on")
@@ -154,7 +154,7 @@ def _walk_through(page, dashboard) -> None:
     page.uncheck("#f-alerts")
 
     # a classroom's detail: S-T curve, attention over the lesson, the offline device flagged
-    page.click('.card[data-id="s1-r003"]')
+    page.click('.card[data-id="s1/s1-r003"]')
     page.wait_for_selector("#st-curve polyline.st-line", timeout=5_000)
     page.wait_for_selector("#attention-chart polyline.att-line")
     assert "s1-r003" in page.inner_text("#d-title")
@@ -175,6 +175,40 @@ def _walk_through(page, dashboard) -> None:
         dashboard["metrics"],
         [(room, batch([summary(room, room[:2], version=7, attention_rate=0.31)])) for room in burst],
     )
-    last = f'.card[data-id="{burst[-1]}"] .attention'
+    last = f'.card[data-id="{burst[-1][:2]}/{burst[-1]}"] .attention'
     page.wait_for_function(f"document.querySelector('{last}').textContent === '31%'", timeout=5_000)
-    assert page.text_content(f'.card[data-id="{burst[0]}"] .attention') == "31%"  # off screen: not rendered
+    first = f'.card[data-id="{burst[0][:2]}/{burst[0]}"] .attention'
+    assert page.text_content(first) == "31%"  # off screen: not rendered
+
+
+def test_two_schools_c101_are_two_cards_each_opening_its_own_detail(browser, kafka):
+    # The page keys cards and detail requests by (school, classroom): clicking one school's C101
+    # must show that school's lesson, never the other's.
+    metrics, viewers = f"test.metrics.{uuid.uuid4().hex[:8]}", f"test.viewers.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka.bootstrap, 1, topics=[TopicSpec(metrics)])
+    _, token = add_viewer(kafka.bootstrap, {}, "", topic=viewers)
+    rooms = [("north", 0.9, "lecture"), ("south", 0.2, "practice")]
+    produce(
+        kafka.bootstrap,
+        metrics,
+        [
+            ("C101", batch([summary("C101", s, lesson="L-1", st_rt=rt, teaching_mode=m)]))
+            for s, rt, m in rooms
+        ],
+    )
+    app = build_app(kafka.bootstrap, {}, metrics_topic=metrics, viewers_topic=viewers)
+    with serve(app) as url:
+        wait_for(lambda: app.state.live.caught_up)
+        page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+        try:
+            page.goto(f"{url}/?token={token}")
+            page.locator(".card").nth(1).wait_for(timeout=10_000)
+            assert page.locator(".card").count() == 2
+            for school, st_rt, _mode in rooms:
+                page.click(f'.card[data-id="{school}/C101"]')
+                page.locator("#d-sub", has_text=school).wait_for(timeout=5_000)
+                metrics_text = page.inner_text("#d-metrics")
+                assert f"{st_rt:.2f}" in metrics_text and "C101" in page.inner_text("#d-title")
+                page.click("#d-close")
+        finally:
+            page.close()
