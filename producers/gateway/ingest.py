@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from classtrace.codec import ns_to_ts, timestamp_field_bytes
+from classtrace import deadletters
+from classtrace.codec import timestamp_field_bytes
 from classtrace.errors import ValidationError
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -43,6 +44,7 @@ SOURCE = "gateway"  # DeadLetter.source
 _UNSET_KIND = pb.DEVICE_KIND_UNSPECIFIED
 _KNOWN_KINDS = frozenset(v for _, v in pb.DeviceKind.items() if v)
 _RECEIVED_AT = pb.Event.DESCRIPTOR.fields_by_name["received_at"].number
+_CAP = deadletters.MAX_PER_REQUEST
 
 
 @dataclass(slots=True)
@@ -56,13 +58,15 @@ class Verdict:
     """Response items ``{"index", "event_id", "error"}``, in request order."""
     rejected_fields: list[str] = field(default_factory=list)
     dead_letters: list[bytes] = field(default_factory=list)
-    """Serialised ``DeadLetter`` records, one per rejected event."""
+    """Serialised ``DeadLetter`` records: one per rejected event up to
+    :data:`~classtrace.deadletters.MAX_PER_REQUEST`, then one summary of the rest."""
 
 
 def _mismatch(field: str, got: str, bound: str, what: str) -> ValidationError:
+    # The token's own id is trusted and may be stored; the event's goes in ``got`` (sender only).
     shown = repr(got if len(got) <= 80 else got[:77] + "...")
     return ValidationError(
-        field, f"{shown} is not the token's {what} {bound!r} (a device token writes only its own events)"
+        field, f"must be the token's {what} {bound!r} (a device token writes only its own events)", shown
     )
 
 
@@ -122,12 +126,13 @@ def fill_device_kind(items: list[pb.Event], binding: Binding) -> tuple[set[int],
     return filled, not kinds.isdisjoint(_KNOWN_KINDS)
 
 
-def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:
+def judge(batch: pb.EventBatch, binding: Binding, now_ns: int, *, keep_raw: bool = False) -> Verdict:
     """Split ``batch`` against the token's ``binding`` and the rules of docs/DESIGN.md §4 at ``now_ns``.
 
     Accepted events get ``received_at`` = ``now_ns`` (the device's value is overwritten) and,
     when they leave it unset, the registered ``device_kind``. ``batch`` is modified: unknown
-    fields are dropped and rejected events removed from it.
+    fields are dropped and rejected events removed from it. ``keep_raw`` is
+    ``CLASSTRACE_DEADLETTER_KEEP_RAW``: dead letters then keep the (redacted) rejected events.
     """
     now_s = now_ns / 1e9
     stamp = _received_at_bytes(now_ns)
@@ -158,7 +163,7 @@ def judge(batch: pb.EventBatch, binding: Binding, now_ns: int) -> Verdict:
             ev.MergeFromString(stamp)
         else:
             bad.append((i, ev, error))
-    return _split(batch, bad, filled, school, now_ns)
+    return _split(batch, bad, filled, school, now_ns, keep_raw)
 
 
 def _split(
@@ -167,26 +172,34 @@ def _split(
     filled: set[int],
     school: str,
     now_ns: int,
+    keep_raw: bool = False,
 ) -> Verdict:
-    """The verdict on a batch with per-event results: dead letters for ``bad``, the rest published."""
+    """The verdict on a batch with per-event results: dead letters for ``bad``, the rest published.
+
+    The response lists every rejected event (it goes back to the sender only); dead letters are
+    capped at :data:`~classtrace.deadletters.MAX_PER_REQUEST` a request plus one summary, so a
+    2 kB body cannot fan out into a thousand records.
+    """
     events = batch.events
     if not bad:
         return Verdict(len(events), batch.SerializeToString() if len(events) else None)
     verdict = Verdict(0, None)
-    for i, ev, error in bad:
+    capped: list[tuple[ValidationError, ppb.DeadLetter]] = []
+    for n, (i, ev, error) in enumerate(bad):
         if i in filled:
-            ev.device_kind = _UNSET_KIND  # the dead letter keeps the event as received
+            ev.device_kind = _UNSET_KIND  # the dead letter digests the event as received
         verdict.rejected.append({"index": i, "event_id": ev.event_id, "error": str(error)})
         verdict.rejected_fields.append(error.field)
-        letter = ppb.DeadLetter(
-            source=SOURCE,
-            error=str(error),
-            raw=ev.SerializeToString(),
-            event_id=ev.event_id[:64],
-            school_id=school,
+        letter = deadletters.for_event(
+            ev, error, source=SOURCE, received_ns=now_ns, school_id=school, keep_raw=keep_raw and n < _CAP
         )
-        ns_to_ts(now_ns, letter.received_at)
-        verdict.dead_letters.append(letter.SerializeToString())
+        if n < _CAP:
+            verdict.dead_letters.append(letter.SerializeToString())
+        else:
+            capped.append((error, letter))
+    if capped:
+        rest = deadletters.summary(capped, source=SOURCE, received_ns=now_ns, school_id=school)
+        verdict.dead_letters.append(rest.SerializeToString())
     for i, _ev, _error in reversed(bad):
         del events[i]
     verdict.accepted = len(events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -97,7 +98,7 @@ def test_token_for_school_a_cannot_write_school_b(kafka, tmp_path):
         assert r.status_code == 200
         body = r.json()
         assert body["accepted"] == 0 and len(body["rejected"]) == 3
-        assert all("is not the token's school 'sch-A'" in item["error"] for item in body["rejected"])
+        assert all("must be the token's school 'sch-A'" in item["error"] for item in body["rejected"])
     assert read_events(kafka.bootstrap, topics.events) == []
     letters = read_dead_letters(kafka.bootstrap, topics.deadletter)
     assert sorted(d.event_id for d in letters) == sorted(e.event_id for e in forged)
@@ -168,4 +169,5 @@ def test_dead_letter_keeps_raw_event_and_reason(kafka):
         body = post(url, token, [ev]).json()
     assert body["accepted"] == 0 and "in the future" in body["rejected"][0]["error"]
     (letter,) = read_dead_letters(kafka.bootstrap, topics.deadletter)
-    assert pb.Event.FromString(letter.raw) == ev and "in the future" in letter.error
+    assert "in the future" in letter.error and letter.field == "occurred_at"
+    assert letter.raw == b"" and letter.raw_sha256 == hashlib.sha256(ev.SerializeToString()).hexdigest()
