@@ -12,9 +12,9 @@ protect nothing. The cost falls on honest devices sharing the guesser's address 
 the defaults leave room for several misconfigured devices retrying with capped backoff.
 
 Neither the token nor its prefix is stored: only a keyed BLAKE2b hash of the prefix, under a key
-made at start. Memory is bounded: at most ``max_keys`` entries, the least recently failing evicted first. A
-flood from more than ``max_keys`` addresses can therefore evict a block early; it cannot grow
-the table. Not thread-safe: use one limiter from one event loop.
+made at start. Memory is bounded: at most ``max_keys`` entries, the least recently seen (failing, or knocking
+while blocked) evicted first. A flood from more than ``max_keys`` addresses can therefore evict
+a quiet block early; it cannot grow the table. Not thread-safe: use one limiter from one event loop.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class FailureLimiter:
             entry = self._table.get(key)
             if entry is not None and entry.blocked_until > now:
                 until = max(until, entry.blocked_until)
+                self._table.move_to_end(key)  # a blocked client still knocking is kept
         return max(1, math.ceil(until - now)) if until else None
 
     def failed(self, source: str | None, token: str) -> None:

@@ -44,6 +44,7 @@ from classtrace.validation import MAX_BATCH_EVENTS
 from producers.errors import TransportError
 from producers.gateway.auth import Authenticator, Binding, DeviceDirectory
 from producers.gateway.ingest import Verdict, judge
+from producers.gateway.limits import BODY_TIMEOUT, OFFLOAD_BYTES, OFFLOAD_THREADS
 from producers.gateway.metrics import GatewayMetrics
 from producers.gateway.publisher import AsyncPublisher
 
@@ -56,11 +57,6 @@ PROTOBUF_TYPES = frozenset(
 )
 JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 1024 * 1024
-BODY_TIMEOUT = 30.0
-"""Seconds to receive a whole body: 1 MiB at ~35 kB/s, a poor classroom link."""
-OFFLOAD_BYTES = 64 * 1024
-"""Bodies larger than this are decoded and judged off the event loop; a 100-event request is
-~10–20 kB, so the hot path stays inline."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,8 @@ class GatewayConfig:
     is closed (``classtrace gateway --body-timeout``)."""
     offload_bytes: int = OFFLOAD_BYTES
     """Bodies above this size are decoded and judged in a worker thread."""
-    offload_threads: int = 2
-    """Worker threads for large bodies at once: bounds the memory their decoding holds."""
+    offload_threads: int = OFFLOAD_THREADS
+    """Large bodies decoded in worker threads at once (the rest wait their turn)."""
     auth_max_failures: int = DEFAULT_MAX_FAILURES
     """Failed authentications per address or token prefix within ``auth_window`` before 429
     (``classtrace gateway --auth-max-failures``)."""
