@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from classtrace.sqlguard import QueryRefused, check, check_setting
+
 __all__ = ["Failure", "Reply", "decode_body", "failure_from", "http_status", "run_request"]
 
 # URL parameters that steer the HTTP transport itself, not the query: never sent to chDB as SET.
@@ -111,16 +113,23 @@ def _identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def run_request(conn: Any, text: bytes, params: Mapping[str, str], timezone: str = "UTC") -> Reply:
+def run_request(
+    conn: Any, text: bytes, params: Mapping[str, str], timezone: str = "UTC", *, guarded: bool = False
+) -> Reply:
     """Run one request's SQL (``text`` = query parameter + newline + body) on chDB ``conn``.
 
-    The handle should be fresh: ``USE`` and the settings are applied to it with ``SET``. Raises
-    :class:`Failure` for errors chDB or the request itself reports.
+    The handle should be fresh: ``USE`` and the settings are applied to it with ``SET``. A
+    ``guarded`` request (an analyst's, not the stack's own) may carry only harmless settings, must
+    pass :func:`classtrace.sqlguard.check` and then runs with ``readonly=1``; it never takes the
+    INSERT path. Raises :class:`Failure` for errors chDB or the request itself reports (code 497,
+    ACCESS_DENIED, for what the guard refuses).
     """
     try:
-        return _run(conn, text, params, timezone)
+        return _run(conn, text, params, timezone, guarded)
     except Failure:
         raise
+    except QueryRefused as exc:
+        raise Failure(497, f"classtrace refused this query: {exc}", "ACCESS_DENIED") from exc
     except Exception as exc:  # chDB raises RuntimeError subclasses carrying "Code: N."
         raise failure_from(exc) from exc
 
@@ -139,19 +148,42 @@ def http_status(code: int) -> int:
     return _STATUS.get(code, 500)
 
 
-def _run(conn: Any, text: bytes, params: Mapping[str, str], timezone: str) -> Reply:
-    started = time.perf_counter()
-    if database := params.get("database"):
-        conn.query(f"USE {_identifier(database)}", "TabSeparated")
+def _guard(conn: Any, text: bytes, binds: Mapping[str, str], database: str) -> None:
+    def run(sql: str, params: Mapping[str, str]) -> str:
+        # the binds as the request gave them, bound the way the request's own query binds them
+        return bytes(conn.query(sql, "TSVRaw", params=dict(params)).bytes() or b"").decode()
+
+    try:
+        sql = text.decode()
+    except UnicodeDecodeError as exc:
+        raise Failure(62, f"query is not valid UTF-8: {exc}", "SYNTAX_ERROR") from exc
+    check(sql, run, binds, database)
+    conn.query("SET readonly = 1", "TabSeparated")  # the second fence, after our own SETs
+
+
+def _apply_settings(conn: Any, params: Mapping[str, str], guarded: bool) -> None:
+    """URL parameters other than the transport's and ``param_*`` become ``SET``s on ``conn``."""
     for key, value in params.items():
         if key in _TRANSPORT_PARAMS or key.startswith("param_"):
             continue
         if not _SETTING_NAME.match(key):
             raise Failure(115, f"Unknown setting '{key}'", "UNKNOWN_SETTING")
+        if guarded:
+            check_setting(key)
         conn.query(f"SET {key} = {_quote(value)}", "TabSeparated")
+
+
+def _run(conn: Any, text: bytes, params: Mapping[str, str], timezone: str, guarded: bool) -> Reply:
+    started = time.perf_counter()
+    if database := params.get("database"):
+        conn.query(f"USE {_identifier(database)}", "TabSeparated")
+    _apply_settings(conn, params, guarded)
     binds = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
     reply = Reply(headers={"X-ClickHouse-Timezone": timezone})
-    insert = _INSERT.match(text[:_HEAD_SCAN])
+    if guarded:
+        _guard(conn, text, binds, database or "default")
+    # Never for guarded SQL: this regex and the engine's parser may disagree (nested comments).
+    insert = None if guarded else _INSERT.match(text[:_HEAD_SCAN])
     if insert is not None:
         head, fmt = insert.group(1).decode(), insert.group(2).decode()
         inserter = conn.send_insert(head, fmt)

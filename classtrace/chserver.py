@@ -55,6 +55,7 @@ import chdb
 from classtrace.chquery import Failure, Reply, decode_body, http_status, run_request
 from classtrace.clickhouse import local_schema_settings
 from classtrace.errors import StoreError
+from classtrace.sqlguard import READER_USER
 
 __all__ = ["ChdbHttpServer"]
 
@@ -70,6 +71,26 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _password(authorization: str, key: str | None, params: Mapping[str, str]) -> str | None:
+    """The secret a request gives: ``password`` parameter, else ``X-ClickHouse-Key``, else basic auth."""
+    given: str | None = None
+    if authorization.startswith("Basic "):
+        try:
+            given = base64.b64decode(authorization[6:]).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            given = "\0"  # malformed: a wrong secret (no secret contains NUL), not a missing one
+    return params.get("password", key or given) or None
+
+
+def _basic_user(authorization: str) -> str | None:
+    if not authorization.startswith("Basic "):
+        return None
+    try:
+        return base64.b64decode(authorization[6:]).decode().partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _engine_path(client_or_path: Any) -> str:
@@ -104,6 +125,7 @@ class ChdbHttpServer:
         password: str | None = None,
         *,
         username: str = "classtrace",
+        reader_password: str | None = None,
         max_concurrency: int = 4,
         max_body_bytes: int = 1 << 30,
     ) -> None:
@@ -113,6 +135,7 @@ class ChdbHttpServer:
         self.host = host
         self.username = username
         self.password = password or secrets.token_urlsafe(32)
+        self.reader_password = reader_password or secrets.token_urlsafe(32)
         self.max_body_bytes = max_body_bytes
         self._requested_port = port
         self._slots = threading.BoundedSemaphore(max_concurrency)
@@ -182,6 +205,13 @@ class ChdbHttpServer:
         return f"http://{self.username}:{self.password}@{host}:{self.port}"
 
     @property
+    def reader_url(self) -> str:
+        """``http://reader:<reader secret>@host:port``: what to hand an analyst or a viewer's tool;
+        every request with it is guarded (:mod:`classtrace.sqlguard`) and read-only."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{READER_USER}:{self.reader_password}@{host}:{self.port}"
+
+    @property
     def redacted_url(self) -> str:
         """:attr:`url` without the secret, for logs."""
         return self.url.replace(self.password, "***")
@@ -189,31 +219,44 @@ class ChdbHttpServer:
     # -- request execution (called from handler threads) ---------------------------------------
 
     def authorized(self, authorization: str, key: str | None, params: Mapping[str, str]) -> bool | None:
-        """True for the right secret, False for a wrong one, None when none was given.
+        """True for a known secret (owner's or reader's), False for a wrong one, None for none.
 
         The secret may come as basic auth (``Authorization``), ``X-ClickHouse-Key`` or the
         ``password`` URL parameter, the ways ClickHouse accepts a password.
         """
-        given: str | None = None
-        if authorization.startswith("Basic "):
-            try:
-                given = base64.b64decode(authorization[6:]).decode().partition(":")[2]
-            except (ValueError, UnicodeDecodeError):
-                return False
-        given = params.get("password", key or given)
-        if not given:
+        given = _password(authorization, key, params)
+        if given is None:
             return None
-        return hmac.compare_digest(given.encode(), self.password.encode())
+        return any(hmac.compare_digest(given.encode(), s.encode()) for s in self._secrets())
 
-    def execute(self, text: bytes, params: Mapping[str, str]) -> Reply:
-        """Run one request's SQL on a fresh handle (its own ``USE`` and ``SET`` state)."""
+    def guarded(
+        self, authorization: str, key: str | None, user: str | None, params: Mapping[str, str]
+    ) -> bool:
+        """Whether an authorized request is an analyst's: the reader secret, or the reader user name.
+
+        Only the owner's secret with another user name is trusted (the stack's own roles: sink,
+        migrations, reports, loadtest); that secret is in the owner's runtime file alone.
+        """
+        given = _password(authorization, key, params) or ""
+        if self.reader_password and hmac.compare_digest(given.encode(), self.reader_password.encode()):
+            return True
+        name = params.get("user") or user or _basic_user(authorization)
+        return name == READER_USER
+
+    def _secrets(self) -> list[str]:
+        return [self.password, *([self.reader_password] if self.reader_password else [])]
+
+    def execute(self, text: bytes, params: Mapping[str, str], *, guarded: bool = False) -> Reply:
+        """Run one request's SQL on a fresh handle (its own ``USE`` and ``SET`` state); a
+        ``guarded`` one through :mod:`classtrace.sqlguard` and read-only."""
         with self._slots:
             conn = _open_handle(self.path)
             try:
                 # an inline format schema becomes a file under the engine directory (see
                 # local_schema_settings): chDB would otherwise cache it in our working directory
-                params = {k: str(v) for k, v in local_schema_settings(params, Path(self.path)).items()}
-                return run_request(conn, text, params, self.timezone)
+                if not guarded:  # a guarded request may not name a schema file (check_setting)
+                    params = {k: str(v) for k, v in local_schema_settings(params, Path(self.path)).items()}
+                return run_request(conn, text, params, self.timezone, guarded=guarded)
             finally:
                 conn.close()
 
@@ -297,7 +340,13 @@ class _Handler(BaseHTTPRequestHandler):
             text = (query.encode() + b"\n" + body) if query else body
             if not text.strip():
                 raise Failure(62, "Empty query", "SYNTAX_ERROR")
-            self._send(owner.execute(text, params))
+            guarded = owner.guarded(
+                self.headers.get("Authorization", ""),
+                self.headers.get("X-ClickHouse-Key"),
+                self.headers.get("X-ClickHouse-User"),
+                params,
+            )
+            self._send(owner.execute(text, params, guarded=guarded))
         except Failure as exc:
             self._fail(exc)
         except (ValueError, OSError, EOFError) as exc:  # undecodable body / bad chunking
