@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from classtrace.errors import BrokerError, ConfigError
 from classtrace.topics import ALL_TOPICS, TopicSpec
@@ -30,6 +37,7 @@ __all__ = [
     "Message",
     "Producer",
     "TopicPartition",
+    "align_topic_configs",
     "check_reachable",
     "consumer_config",
     "ensure_topics",
@@ -175,6 +183,63 @@ def ensure_topics(
     if created:
         logger.info("created topics %s partitions=%d", ",".join(sorted(created)), partitions)
     return created
+
+
+_NOT_ALLOWED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+
+
+def align_topic_configs(
+    bootstrap: str,
+    topics: Iterable[TopicSpec],
+    options: Mapping[str, str] | None = None,
+    keys: tuple[str, ...] = ("retention.ms",),
+    timeout: float = 30.0,
+) -> dict[str, dict[str, str]]:
+    """Set ``keys`` of existing topics to their specs' values where they differ (IncrementalAlterConfigs).
+
+    :func:`ensure_topics` leaves an existing topic as it is; this brings a configured retention
+    (docs/RETENTION.md) to topics created before. Returns topic → the settings changed now, so a
+    second run returns nothing. A topic this principal may not describe or alter (ACLs) is left
+    to the operator, as in :func:`ensure_topics`.
+    """
+    admin = make_admin(bootstrap, options)
+    wanted = {spec.name: {k: spec.config[k] for k in keys if k in spec.config} for spec in topics}
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name, config in wanted.items() if config]
+    changes: dict[str, dict[str, str]] = {}
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        try:
+            current = {k: e.value for k, e in future.result(timeout=timeout).items()}
+        except KafkaException as exc:
+            logger.info("cannot describe topic %s, left to the operator: %s", resource.name, exc.args[0])
+            continue
+        if diff := {k: v for k, v in wanted[resource.name].items() if current.get(k) != v}:
+            changes[resource.name] = diff
+    alters = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diff.items()
+            ],
+        )
+        for name, diff in changes.items()
+    ]
+    done: dict[str, dict[str, str]] = {}
+    results = admin.incremental_alter_configs(alters, request_timeout=timeout) if alters else {}
+    for resource, future in results.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() in _NOT_ALLOWED:
+                logger.info("not allowed to alter topic %s: left to the operator", resource.name)
+                continue
+            raise BrokerError(
+                f"cannot set {changes[resource.name]} on topic {resource.name!r}: {err}"
+            ) from None
+        logger.info("topic config set topic=%s config=%s", resource.name, changes[resource.name])
+        done[resource.name] = changes[resource.name]
+    return done
 
 
 def _wait_for_metadata(admin: AdminClient, names: list[str], timeout: float) -> None:

@@ -18,9 +18,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "migrate",
         help="create or upgrade the ClickHouse schema (idempotent)",
-        description="Apply the numbered ClickHouse migrations the database lacks and print what was "
-        "applied. Works against a server, the embedded chDB, or a running `classtrace up`; safe to "
-        "run any number of times.",
+        description="Apply the numbered ClickHouse migrations the database lacks, bring each table's "
+        "retention (TTL) to CLASSTRACE_RETENTION_<TABLE>_DAYS or its default (docs/RETENTION.md), and "
+        "print what changed. Works against a server, the embedded chDB, or a running `classtrace up`; "
+        "safe to run any number of times.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -35,18 +36,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Apply the missing migrations; print one line per migration applied, or that none was due."""
     from classtrace.clickhouse import close_quietly, connect, resolve_target
-    from classtrace.migrate import apply_migrations, load_migrations
+    from classtrace.migrate import apply_migrations, apply_retention, load_migrations
 
     target = resolve_target(settings)
     client = connect(target, database=args.database)
     try:
         database = str(client.database)
         applied = apply_migrations(client, database)
+        retention = apply_retention(client, database, settings.retention_days)
     finally:
         close_quietly(client)
     names = {m.version: m.name for m in load_migrations()}
     for version in applied:
         print(f"applied {version:04d}_{names[version]}")
+    for table, days in retention.items():
+        print(f"retention of {table} set to {days} days")
     latest = max(names, default=0)
     state = f"{len(applied)} applied now" if applied else "already up to date"
     print(f"database {database} at {target.redacted}: schema version {latest:04d}, {state}")

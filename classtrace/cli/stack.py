@@ -21,7 +21,7 @@ import httpx
 from classtrace.broker import EmbeddedBroker
 from classtrace.errors import BrokerError, ClasstraceError, ConfigError
 from classtrace.ids import check_region_secret
-from classtrace.kafka import check_reachable, ensure_topics
+from classtrace.kafka import align_topic_configs, check_reachable, ensure_topics
 from classtrace.plugins import (
     EMBEDDED,
     AdminTokenHook,
@@ -34,6 +34,7 @@ from classtrace.plugins import (
 from classtrace.runtime import Runtime
 from classtrace.settings import Settings
 from classtrace.supervisor import ChildSpec, Supervisor, classtrace_argv
+from classtrace.topics import topic_specs
 
 __all__ = ["DEVICE_SECRETS", "REGION_SECRET_FILE", "EmbeddedStack", "region_secret"]
 
@@ -122,17 +123,22 @@ class EmbeddedStack:
             self.bootstrap = self.broker.bootstrap
         else:
             check_reachable(self.bootstrap, options)
-        ensure_topics(self.bootstrap, self.settings.partitions, options)
+        # created first here, so with the configured retention (docs/RETENTION.md); other roles only
+        # create what is missing
+        specs = topic_specs(self.settings.retention_days)
+        ensure_topics(self.bootstrap, self.settings.partitions, options, specs)
+        align_topic_configs(self.bootstrap, specs, options)
 
     def _start_store(self) -> None:
         from classtrace.chserver import ChdbHttpServer
         from classtrace.clickhouse import connect
-        from classtrace.migrate import apply_migrations
+        from classtrace.migrate import apply_migrations, apply_retention
 
         self.client = connect(self.settings)
         applied = apply_migrations(self.client)
         if applied:
             logger.info("applied migrations %s", applied)
+        apply_retention(self.client, retention_days=self.settings.retention_days)
         if self.settings.chdb_path is not None:
             self.chserver = ChdbHttpServer(self.client, password=secrets.token_urlsafe(24))
             self.chserver.start()
