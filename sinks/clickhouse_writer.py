@@ -71,7 +71,7 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
     "dead_letters": {
         "received_at": _TS, "source": "String", "error": "String", "raw": "String",
         "event_id": "String", "topic": "String", "partition": "Int32", "offset": "Int64",
-        "school_id": "String",
+        "school_id": "String", "field": "String", "raw_sha256": "String", "raw_length": "UInt64",
     },
 }  # fmt: skip
 """Wire types of the insert columns (LowCardinality sent as String; the server converts)."""

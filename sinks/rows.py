@@ -20,13 +20,16 @@ and dead-lettered (:mod:`sinks.clickhouse_writer`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import Message
 
+from classtrace import deadletters
 from classtrace.codec import ts_to_ms
+from classtrace.deadletters import MAX_RAW_BYTES
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -45,6 +48,7 @@ __all__ = [
     "add_event_batch",
     "add_metric_batch",
     "new_block",
+    "refusal_code",
 ]
 
 Source = tuple[str, int, int]
@@ -62,6 +66,7 @@ METRIC_POINT_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "received_at", "source", "error", "raw", "event_id", "topic", "partition", "offset", "school_id",
+    "field", "raw_sha256", "raw_length",
 )  # fmt: skip
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
@@ -69,10 +74,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "metric_points": METRIC_POINT_COLUMNS,
     "dead_letters": DEAD_LETTER_COLUMNS,
 }
-
-MAX_RAW_BYTES = 1 << 20
-"""A dead letter keeps at most this much of the raw bytes (a record is ≤ 8 MiB; the reason and the
-location identify the rest)."""
 
 SINK_SOURCE = "sink"
 
@@ -322,41 +323,71 @@ def add_dead_letter(
     raw: bytes,
     source: Source,
     *,
-    event_id: str = "",
-    school_id: str = "",
-    origin: str = SINK_SOURCE,
+    event: pb.Event | None = None,
+    keep_raw: bool = False,
 ) -> None:
-    """Append a dead letter the sink itself found (undecodable record, refused row)."""
-    cols = dead.columns
-    cols["received_at"].append(int(now_s * 1000))
-    cols["source"].append(origin)
-    cols["error"].append(error)
-    cols["raw"].append(raw[:MAX_RAW_BYTES])
-    cols["event_id"].append(event_id)
-    cols["topic"].append(source[0])
-    cols["partition"].append(source[1])
-    cols["offset"].append(source[2])
-    cols["school_id"].append(school_id)
-    dead.messages.append(raw[:MAX_RAW_BYTES])
-    dead.sources.append(source)
+    """Append a dead letter the sink itself found (undecodable record, refused row).
 
-
-def add_dead_letter_record(letter: ppb.DeadLetter, source: Source, dead: Block) -> None:
-    """Append a DeadLetter record of classtrace.deadletter.v1 (rejected upstream) as it was sent.
-
-    Its own topic/partition/offset name where the rejected data was found; the deadletter
-    record's location is only used when the letter carries none.
+    Built by :func:`classtrace.deadletters.for_record`: ``error`` names the failure, the bytes (or
+    the refused ``event``, its student_id redacted) are kept as a digest and a length.
     """
+    topic, partition, offset = source
+    letter = deadletters.for_record(
+        raw,
+        error,
+        source=SINK_SOURCE,
+        received_ns=int(now_s * 1e9),
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        event=event,
+        keep_raw=keep_raw,
+    )
+    _append_dead_letter(dead, letter, source)
+
+
+def add_dead_letter_record(
+    letter: ppb.DeadLetter, source: Source, dead: Block, *, keep_raw: bool = False
+) -> None:
+    """Append a DeadLetter record of classtrace.deadletter.v1 (rejected upstream).
+
+    Scrubbed first (:func:`classtrace.deadletters.scrub`), so a letter from an older writer
+    leaves its raw bytes behind unless the operator keeps them. Its own topic/partition/offset
+    name where the rejected data was found; the deadletter record's location is not stored.
+    """
+    _append_dead_letter(dead, deadletters.scrub(letter, keep_raw=keep_raw), source)
+
+
+_ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+_CONSTRAINT = re.compile(r"Constraint `(\w+)`")
+
+
+def refusal_code(reason: str) -> str:
+    """The error name of a ClickHouse refusal (``VIOLATED_CONSTRAINT``), not its text.
+
+    ClickHouse quotes the offending value in the text ("Cannot parse '…' as UUID"), and a refused
+    row may hold what a writer should never have sent; the name says which rule it broke.
+    """
+    names = _ERROR_NAME.findall(reason)
+    name = names[-1] if names else "unnamed error"
+    constraint = _CONSTRAINT.search(reason)  # its name is the schema's, never the row's
+    return f"{name} {constraint.group(1)}" if constraint else name
+
+
+def _append_dead_letter(dead: Block, letter: ppb.DeadLetter, source: Source) -> None:
     cols = dead.columns
     cols["received_at"].append(ts_to_ms(letter.received_at))
     cols["source"].append(letter.source)
     cols["error"].append(letter.error)
-    cols["raw"].append(letter.raw[:MAX_RAW_BYTES])
+    cols["raw"].append(letter.raw)
     cols["event_id"].append(letter.event_id)
     own = bool(letter.topic)
     cols["topic"].append(letter.topic if own else "")
     cols["partition"].append(letter.partition if own else -1)
     cols["offset"].append(letter.offset if own else -1)
     cols["school_id"].append(letter.school_id)
+    cols["field"].append(letter.field)
+    cols["raw_sha256"].append(letter.raw_sha256)
+    cols["raw_length"].append(letter.raw_length)
     dead.messages.append(letter)
     dead.sources.append(source)

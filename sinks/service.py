@@ -32,12 +32,13 @@ from typing import Any
 from google.protobuf.message import Message
 
 from classtrace.kafka import Consumer, KafkaError, KafkaException, TopicPartition, make_consumer
+from classtrace.v1 import events_pb2 as pb
 from sinks.base import InsertClient
 from sinks.batcher import Batch, BatchPolicy, SinkTopics
 from sinks.clickhouse_writer import ClickHouseWriter
 from sinks.errors import SinkStopped
 from sinks.metrics import sink_metrics
-from sinks.rows import add_dead_letter
+from sinks.rows import add_dead_letter, refusal_code
 
 __all__ = ["SinkHooks", "SinkService"]
 
@@ -357,16 +358,17 @@ class SinkService:
                 add_dead_letter(
                     dead,
                     now,
-                    f"refused by ClickHouse ({table}): {reason}",
+                    f"refused by ClickHouse ({table}): {refusal_code(reason)}",
                     message.SerializeToString() if isinstance(message, Message) else bytes(message),
                     block.sources[index],
-                    event_id=str(getattr(message, "event_id", "")),
-                    school_id=str(getattr(message, "school_id", "")),
+                    event=message if isinstance(message, pb.Event) else None,
                 )
         for index, reason in self._writer.write(dead, batch.token("dead_letters")):
             # Nothing further to send it to: log loudly with where it came from.
             logger.error(
-                "dead letter refused by ClickHouse, dropped source=%s error=%s", dead.sources[index], reason
+                "dead letter refused by ClickHouse, dropped source=%s error=%s",
+                dead.sources[index],
+                refusal_code(reason),
             )
         if self.hooks.after_insert is not None:
             self.hooks.after_insert(batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -65,7 +66,9 @@ def test_events_duplicates_summaries_and_poison(ch_db, kafka, topics, group_id):
     items.append((topics.metrics, b"s0-c0", good.SerializeToString()))
     items.append((topics.metrics, b"s0-c0", mixed.SerializeToString()))
     # A dead letter rejected upstream by the gateway.
-    upstream = ppb.DeadLetter(source="gateway", error="bad token binding", raw=b"\x01", event_id="e1")
+    # Written by an older gateway, with raw bytes: the sink keeps a digest of them, not the bytes.
+    upstream_id = str(uuid.uuid4())
+    upstream = ppb.DeadLetter(source="gateway", error="bad token binding", raw=b"\x01", event_id=upstream_id)
     items.append((topics.deadletter, None, upstream.SerializeToString()))
     produce(kafka.bootstrap, items)
 
@@ -97,7 +100,12 @@ def test_events_duplicates_summaries_and_poison(ch_db, kafka, topics, group_id):
     assert "not a EventBatch" in errors or "not an EventBatch" in errors
     assert "refused by ClickHouse (events)" in errors
     assert "refused by ClickHouse (lesson_summary)" in errors and "st_rt_is_a_ratio" in errors
-    assert ("gateway", "bad token binding", "e1") in letters
+    assert ("gateway", "bad token binding", upstream_id) in letters
+    assert q(f"SELECT count() FROM {db}.dead_letters WHERE raw != ''").result_rows[0][0] == 0
+    ((length, digest),) = q(
+        f"SELECT raw_length, raw_sha256 FROM {db}.dead_letters WHERE source = 'gateway'"
+    ).result_rows
+    assert (length, digest) == (1, hashlib.sha256(b"\x01").hexdigest())
     # The teacher portrait view sees the final lessons.
     assert (
         q(f"SELECT sum(lessons) FROM {db}.teacher_portrait WHERE teacher_id = 't-1'").result_rows[0][0] == 2
