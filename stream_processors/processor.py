@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from classtrace.codec import decode_batch, set_ts_now, ts_to_ns
+from classtrace import deadletters
+from classtrace.codec import decode_batch, ts_to_ns
 from classtrace.errors import DecodeError
 from classtrace.identity import SEPARATOR, room_key, split_room
 from classtrace.v1 import events_pb2 as pb
@@ -317,20 +318,24 @@ class Processor:
     def _dead_letter(
         self, record: Record, error: str, raw: bytes, now: float, event: pb.Event | None = None
     ) -> None:
+        """Dead-letter ``record`` through :mod:`classtrace.deadletters`: digest and length, no raw bytes.
+
+        ``error`` must name the failure without quoting the record (docs/DESIGN.md §4).
+        """
         self.stats.dead_letters += 1
-        letter = ppb.DeadLetter(
+        letter = deadletters.for_record(
+            raw,
+            error,
             source="worker",
-            error=error,
-            raw=raw,
+            received_ns=int(now * 1e9),
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            event=event,
         )
-        set_ts_now(letter.received_at, int(now * 1e9))
-        if event is not None:
-            letter.event_id = event.event_id
-            letter.school_id = event.school_id
-        logger.debug("dead letter topic=%s offset=%d error=%s", record.topic, record.offset, error)
+        logger.debug(
+            "dead letter topic=%s offset=%d raw_sha256=%s", record.topic, record.offset, letter.raw_sha256
+        )
         self._out.dead_letter(record.key, letter.SerializeToString())
 
     # --- timer ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 
@@ -104,6 +105,9 @@ def test_unreadable_records_are_dead_lettered_and_the_stream_goes_on(reference):
     assert "EventBatch" in errors[0] and sink.dead[0].offset == 0
     assert "no key" in errors[1] and sink.dead[1].offset == 99
     assert all(d.source == "worker" for d in sink.dead)
+    garbage = sink.dead[0]  # undecodable bytes: a digest and a length, never the bytes (issue 17)
+    assert garbage.raw == b"" and garbage.raw_length == len(values[0])
+    assert garbage.raw_sha256 == hashlib.sha256(values[0]).hexdigest()
     assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
 
 
