@@ -5,6 +5,11 @@ fresh one), and — while ``classtrace up`` owns that chDB — through the owner
 found in the data dir's runtime file. ``--format table`` (default) prints an aligned table,
 ``csv`` CSV with a header line, ``json`` one JSON object per row (ClickHouse's JSONEachRow).
 SQL that ends with its own ``FORMAT`` clause is printed exactly as ClickHouse returns it.
+
+Only reads run: the SQL must pass :func:`classtrace.sqlguard.check` (one SELECT, SHOW, DESCRIBE,
+EXISTS or EXPLAIN; no table functions, host-reaching functions, ``INTO OUTFILE`` or
+``SETTINGS``) on every backend, then runs with ``readonly=1`` on the embedded engine; through a
+running stack it connects as :data:`~classtrace.sqlguard.READER_USER`, so the endpoint guards it too.
 """
 
 from __future__ import annotations
@@ -12,16 +17,21 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from classtrace.errors import ConfigError
 from classtrace.settings import Settings
 
 __all__ = ["parameters", "register", "returns_rows", "run"]
 
-_DESCRIPTION = """Run one SQL statement on the configured ClickHouse and print the result.
+_DESCRIPTION = """Run one read-only SQL statement on the configured ClickHouse and print the result.
+
+Only SELECT / WITH ... SELECT, SHOW, DESCRIBE, EXISTS and EXPLAIN run; table functions (file,
+url, s3, remote, numbers ...), functions that reach the host (file, dictGet ...), INTO OUTFILE
+and SETTINGS clauses are refused (docs/ANALYSTS.md, "What classtrace query refuses").
 
 Works against a ClickHouse server (--clickhouse-url), the embedded chDB of the data dir (the
 schema is created on a fresh one), and a running `classtrace up` on the same data dir (through
@@ -109,11 +119,24 @@ def returns_rows(sql: str) -> bool:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Connect, run ``args.sql`` and print its result; errors become a message and exit code 2."""
-    from classtrace.clickhouse import DEFAULT_DATABASE, close_quietly, connect, resolve_target, store_errors
+    """Connect, guard and run ``args.sql`` and print its result; errors (a refusal too) become a
+    message and exit code 2."""
+    from classtrace.clickhouse import (
+        DEFAULT_DATABASE,
+        Target,
+        close_quietly,
+        connect,
+        resolve_target,
+        store_errors,
+    )
     from classtrace.migrate import apply_migrations
+    from classtrace.sqlguard import READER_USER, check
 
     target = resolve_target(settings)
+    if target.kind == "stack":  # ask the endpoint for a guarded, read-only session
+        parts = urlsplit(target.url)
+        netloc = f"{READER_USER}:{parts.password or ''}@{parts.netloc.rpartition('@')[2]}"
+        target = Target(urlunsplit(parts._replace(netloc=netloc)), "stack")
     client = connect(target, database=args.database)
     try:
         if target.kind == "chdb":
@@ -121,18 +144,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             apply_migrations(client, DEFAULT_DATABASE)
         sql = args.sql.strip().rstrip(";").strip()
         params = parameters(args.param)
+
+        def guard_query(text: str, binds: Mapping[str, str]) -> str:
+            return bytes(client.raw_query(text, parameters=dict(binds) or None, fmt="TSVRaw")).decode()
+
+        # readonly=1 is our own fence on the engine we opened; a server enforces its account's
+        # grants, the stack's endpoint its own readonly.
+        fence = {"readonly": "1"} if target.kind == "chdb" else None
         with store_errors("query failed"):
-            if not returns_rows(sql):
-                client.command(sql, parameters=params)
-                print("Ok.", file=sys.stderr)
-            elif _TRAILING_FORMAT.search(sql):
-                _write_bytes(client.raw_query(sql, parameters=params))
+            check(sql, guard_query, params, client.database or DEFAULT_DATABASE)
+            if _TRAILING_FORMAT.search(sql):
+                _write_bytes(client.raw_query(sql, parameters=params, settings=fence))
             elif args.format == "csv":
-                _write_bytes(client.raw_query(sql, parameters=params, fmt="CSVWithNames"))
+                _write_bytes(client.raw_query(sql, parameters=params, fmt="CSVWithNames", settings=fence))
             elif args.format == "json":
-                _write_bytes(client.raw_query(sql, parameters=params, fmt="JSONEachRow"))
+                _write_bytes(client.raw_query(sql, parameters=params, fmt="JSONEachRow", settings=fence))
             else:
-                result = client.query(sql, parameters=params)
+                result = client.query(sql, parameters=params, settings=fence)
                 _print_table(result.column_names, result.result_rows)
     finally:
         close_quietly(client)
