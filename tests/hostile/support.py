@@ -36,7 +36,7 @@ def budget_settings(budget: int) -> settings:
         max_examples=budget,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-        database=None if budget > SHORT else settings.default.database,
+        database=None if budget > SHORT else settings().database,
     )
 
 

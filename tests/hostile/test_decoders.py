@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -94,9 +95,7 @@ def _check_protobuf(raw: bytes) -> None:
     if event is not None:
         _judge(event)
     for cls in MESSAGE_TYPES:
-        decoded = _decode_bytes(
-            lambda data, cls=cls: decode_message(cls, data, topic="t", partition=0, offset=7), raw
-        )
+        decoded = _decode_bytes(partial(decode_message, cls, topic="t", partition=0, offset=7), raw)
         if decoded is not None:
             decoded.SerializeToString()  # every field readable: nothing is left to fail lazily later
 
@@ -427,14 +426,14 @@ def mutated_json(draw: DrawFn) -> bytes:
             shape = draw(st.sampled_from([b'""', b"[]", b"null", b"[[]]", b'"x"', b"0"]))
             body = body.replace(b'"events":[', b'"events":[' + shape + b",", 1)
         else:
-            value = draw(st.sampled_from(_HOSTILE_SCALARS)).encode("utf-8", "replace")
+            token = draw(st.sampled_from(_HOSTILE_SCALARS)).encode("utf-8", "replace")
             colon = [i for i, c in enumerate(body) if c == ord(":")]
             if colon:
                 at = draw(st.sampled_from(colon)) + 1
                 end = at
                 while end < len(body) and body[end] not in b",}]":
                     end += 1
-                body = body[:at] + value + body[end:]
+                body = body[:at] + token + body[end:]
     return body
 
 
