@@ -127,12 +127,15 @@ DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("received_at", _TS),
     ("source", _LC),
     ("error", "String"),
-    ("raw", "String"),  # the raw bytes as received
+    ("raw", "String"),  # empty unless CLASSTRACE_DEADLETTER_KEEP_RAW (0009)
     ("event_id", "String"),
     ("topic", _LC),
     ("partition", "Int32"),  # -1 when not from Kafka
     ("offset", "Int64"),  # -1 when not from Kafka
     ("school_id", _LC),
+    ("field", "String"),  # 0009: the broken rule's field path
+    ("raw_sha256", "String"),  # 0009: hex SHA-256 of the rejected bytes
+    ("raw_length", "UInt64"),  # 0009
 )
 """Every column of ``dead_letters``."""
 
