@@ -112,6 +112,14 @@ POLICY: tuple[Retention, ...] = (
         column="received_at",
     ),
     Retention(
+        "erasures",
+        Kind.TABLE,
+        3 * 365,
+        "Audit of executed erasures, by digest only: proof of what was removed and when, kept as "
+        "long as the longest-kept table (lesson_summary) could have held the person's rows.",
+        column="requested_at",
+    ),
+    Retention(
         "events_ingest",
         Kind.TABLE,
         None,
@@ -160,6 +168,13 @@ POLICY: tuple[Retention, ...] = (
         None,
         "Compacted registry: the latest registration per device (token hash, no personal data) "
         "is the live state, so it cannot expire.",
+    ),
+    Retention(
+        "classtrace.erasures.v1",
+        Kind.TOPIC,
+        None,
+        "Compacted erasure ledger (digests, no identifier in clear): it must outlive every source a "
+        "replay or backfill could bring an erased person back from, so it cannot expire.",
     ),
     Retention(
         "classtrace.viewers.v1",

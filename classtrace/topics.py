@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 from classtrace.retention import topic_retention_ms
 
-__all__ = ["ALL_TOPICS", "DEADLETTER", "DEVICES", "EVENTS", "METRICS", "VIEWERS", "TopicSpec", "topic_specs"]
+__all__ = [
+    "ALL_TOPICS",
+    "DEADLETTER",
+    "DEVICES",
+    "ERASURES",
+    "EVENTS",
+    "METRICS",
+    "VIEWERS",
+    "TopicSpec",
+    "topic_specs",
+]
 
 EVENTS = "classtrace.events.v1"
 """Validated events: key = classroom_id, value = EventBatch (≤ 1000 events of that classroom)."""
@@ -23,6 +33,9 @@ DEADLETTER = "classtrace.deadletter.v1"
 DEVICES = "classtrace.devices.v1"
 """Compacted device registry: key = school_id/device_id (device ids repeat across schools),
 value = DeviceRegistration (token hash only)."""
+ERASURES = "classtrace.erasures.v1"
+"""Compacted erasure ledger (docs/ERASURE.md): key = kind/subject digest, value = JSON
+:class:`classtrace.erasure.Erasure`; never expires, so no replay brings an erased person back."""
 VIEWERS = "classtrace.viewers.v1"
 """Compacted dashboard viewer registry: key = viewer id (token hash only)."""
 
@@ -46,7 +59,8 @@ def _spec(name: str, overrides: Mapping[str, int] | None) -> TopicSpec:
 
 def topic_specs(retention_days: Mapping[str, int] | None = None) -> tuple[TopicSpec, ...]:
     """Every contract topic, with ``retention_days`` (``Settings.retention_days``) applied."""
-    return tuple(_spec(name, retention_days) for name in (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS))
+    names = (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS, ERASURES)
+    return tuple(_spec(name, retention_days) for name in names)
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = topic_specs()

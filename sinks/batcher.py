@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 
 from classtrace.codec import decode_batch, decode_message
+from classtrace.erasure import Erasure, ErasureSet
 from classtrace.errors import DecodeError
-from classtrace.topics import DEADLETTER, EVENTS, METRICS
+from classtrace.topics import DEADLETTER, ERASURES, EVENTS, METRICS
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.clickhouse_writer import dedup_token
 from sinks.metrics import SinkMetrics
@@ -52,8 +53,12 @@ class SinkTopics:
     events: str = EVENTS
     metrics: str = METRICS
     deadletter: str = DEADLETTER
+    erasures: str = ERASURES
+    """The erasure ledger: followed from its beginning (:class:`~classtrace.erasure.ErasureFollower`),
+    not consumed with the group, so every restart knows every erasure."""
 
     def all(self) -> list[str]:
+        """The topics the sink's consumer group reads."""
         return [self.events, self.metrics, self.deadletter]
 
 
@@ -82,6 +87,10 @@ class Batch:
     """(topic, partition) → [first offset, last offset] read into this batch."""
     records: int = 0
     opened: float = 0.0
+    erased: ErasureSet = field(default_factory=ErasureSet)
+    """Everyone erased so far: their events are dropped from the batch as it is read."""
+    erasures: list[Erasure] = field(default_factory=list)
+    """Erasures learned while this batch was open: executed once its rows are inserted."""
 
     @property
     def rows(self) -> int:
@@ -97,7 +106,7 @@ class Batch:
 
     def due(self, policy: BatchPolicy, now: float | None = None) -> bool:
         if not self.records:
-            return False
+            return bool(self.erasures)  # an erasure waits for no events
         if self.rows >= policy.max_rows:
             return True
         return (time.monotonic() if now is None else now) - self.opened >= policy.max_wait
@@ -121,11 +130,16 @@ class Batch:
         try:
             if topic == self.topics.events:
                 # Decoded only to know it decodes (and its size): the bytes go on as they are.
-                n = len(decode_batch(raw, topic=topic, partition=partition, offset=offset).events)
+                decoded = decode_batch(raw, topic=topic, partition=partition, offset=offset)
+                n = len(decoded.events)
+                if n and self.erased and self.erased.scrub(decoded.events, "drop"):
+                    n, raw = len(decoded.events), decoded.SerializeToString()
                 if n:
                     self.events.add(raw, source, n)
             elif topic == self.topics.metrics:
                 batch = decode_message(ppb.MetricBatch, raw, topic=topic, partition=partition, offset=offset)
+                if self.erased:
+                    self.erased.scrub_summaries(batch.summaries)
                 add_metric_batch(batch, source, blocks["lesson_summary"], blocks["metric_points"])
             elif topic == self.topics.deadletter:
                 letter = decode_message(ppb.DeadLetter, raw, topic=topic, partition=partition, offset=offset)

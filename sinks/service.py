@@ -26,16 +26,26 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from google.protobuf.message import Message
 
-from classtrace.kafka import Consumer, KafkaError, KafkaException, TopicPartition, make_consumer
+from classtrace.erasure import Erasure, ErasureFollower, ErasureSet
+from classtrace.kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+    ensure_topics,
+    make_consumer,
+)
+from classtrace.topics import ERASURES, topic_specs
 from classtrace.v1 import events_pb2 as pb
 from sinks.base import InsertClient
 from sinks.batcher import Batch, BatchPolicy, SinkTopics
 from sinks.clickhouse_writer import ClickHouseWriter
+from sinks.erasures import ErasureExecutor
 from sinks.errors import SinkStopped
 from sinks.metrics import sink_metrics
 from sinks.rows import add_dead_letter, refusal_code
@@ -122,6 +132,7 @@ class SinkService:
         # and no further fetches).
         self._to_commit: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self._consumer: Consumer | None = None
+        self._erasures: ErasureFollower | None = None
         self._batch = self._new_batch()
         self._state = _State()
         self._threads: list[threading.Thread] = []
@@ -129,6 +140,8 @@ class SinkService:
         self._abandoned = False
         self._last_lag = 0.0
         self._generation = 0
+        self._executor = ErasureExecutor(client, database)
+        self._unexecuted: list[Erasure] = []  # failed to run: retried after the next batch
 
     # --- the contract with `classtrace up` -------------------------------------------------------
 
@@ -136,6 +149,7 @@ class SinkService:
         """Subscribe and start the consume and insert threads; returns immediately."""
         if self._threads:
             raise RuntimeError("SinkService.start() called twice")
+        self._follow_erasures()
         self._consumer = make_consumer(
             self.bootstrap,
             self.group,
@@ -166,6 +180,22 @@ class SinkService:
             self.database,
         )
 
+    def _follow_erasures(self) -> None:
+        """Know every erasure before the first record is read, and run any not yet executed.
+
+        The ledger is a contract topic, created here if missing (idempotent), so a sink never
+        inserts a row of a person it was asked to forget.
+        """
+        spec = next(t for t in topic_specs() if t.name == ERASURES)
+        ensure_topics(self.bootstrap, 1, self.kafka_options, [replace(spec, name=self.topics.erasures)])
+        self._erasures = ErasureFollower(
+            self.bootstrap, self.topics.erasures, self.kafka_options, name=f"{self.group}-erasures"
+        )
+        for erasure in self._erasures.start():
+            if not self._executor.done(erasure):
+                self._executor.execute(erasure)
+        self._batch = self._new_batch()
+
     def alive(self) -> bool:
         """True while both threads run and neither has failed."""
         return bool(self._threads) and self._failure is None and all(t.is_alive() for t in self._threads)
@@ -178,6 +208,8 @@ class SinkService:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 logger.error("sink thread did not stop in time thread=%s", thread.name)
+        if self._erasures is not None:
+            self._erasures.stop()
         logger.info("sink stopped group=%s", self.group)
 
     @property
@@ -191,6 +223,7 @@ class SinkService:
         consumer = self._require_consumer()
         try:
             while not self._stopping.is_set():
+                self._take_erasures()
                 self._poll(consumer, 0.05)
                 self._drain_commits()
                 if self._batch.due(self.policy):
@@ -370,9 +403,27 @@ class SinkService:
                 dead.sources[index],
                 refusal_code(reason),
             )
+        self._execute_erasures(batch.erasures)
         if self.hooks.after_insert is not None:
             self.hooks.after_insert(batch)
         self._to_commit.put(batch)
+
+    def _take_erasures(self) -> None:
+        """New ledger records join the open batch: they run once the rows read before them landed."""
+        if self._erasures is not None:
+            self._batch.erasures.extend(self._erasures.drain())
+
+    def _execute_erasures(self, erasures: list[Erasure]) -> None:
+        """Run the batch's erasures (insert thread); one that fails is retried after the next batch."""
+        todo, self._unexecuted = [*self._unexecuted, *erasures], []
+        for erasure in todo:
+            try:
+                self._executor.execute(erasure)
+            except Exception:
+                logger.exception(
+                    "erasure failed, retried after the next batch erasure_id=%s", erasure.erasure_id
+                )
+                self._unexecuted.append(erasure)
 
     def _drain_commits(self) -> None:
         """Commit the offsets of every batch the insert thread has landed (consume thread only)."""
@@ -406,7 +457,8 @@ class SinkService:
     # --- helpers --------------------------------------------------------------------------------
 
     def _new_batch(self) -> Batch:
-        return Batch(self.topics, self.metrics)
+        erased = self._erasures.known if self._erasures is not None else ErasureSet()
+        return Batch(self.topics, self.metrics, erased=erased)
 
     def _require_consumer(self) -> Consumer:
         if self._consumer is None:

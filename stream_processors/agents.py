@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import faust
 
+from classtrace.erasure import ErasureFollower
+from classtrace.topics import ERASURES
 from stream_processors.app import FaustTable, RecordWriter, TopicOutputs, WorkerConfig, build_app
 from stream_processors.batching import BatchingStream
 from stream_processors.processor import Processor, ProcessorConfig, Record
@@ -34,6 +36,12 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
     topics = app.classtrace_topics  # type: ignore[attr-defined]
     tables = app.classtrace_tables  # type: ignore[attr-defined]
     writer = RecordWriter(app)
+    # Every erasure so far is known before the first record (docs/ERASURE.md); the topic is made
+    # by ensure_topics with the others.
+    erasures = ErasureFollower(
+        config.bootstrap, ERASURES, config.kafka_options, name=f"{config.app_id}-erasures"
+    )
+    erasures.start()
     processor = Processor(
         FaustTable(tables["lessons"], writer),
         FaustTable(tables["windows"], writer),
@@ -42,6 +50,7 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
         ProcessorConfig(
             summary_interval_s=config.summary_interval_s, window_retention_s=config.window_retention_s
         ),
+        erasures=erasures,
     )
 
     def mark_first(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from classtrace.codec import ms_to_ts
+from classtrace.erasure import ErasureSet, anonymous_stand_in
 from classtrace.identity import room_key
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
@@ -54,6 +55,7 @@ class LessonState:
         "latest_ms",
         "lesson_id",
         "meta",
+        "partition",
         "room",
         "school_id",
         "seen",
@@ -80,6 +82,8 @@ class LessonState:
         self.answers = FirstAttempts()
         self.hand_raises = 0
         self.seen = SeenEvents()
+        self.partition = -1
+        """The changelog partition of the lesson (its room's events partition), -1 until known."""
 
     # --- updates --------------------------------------------------------------------------------
 
@@ -212,6 +216,28 @@ class LessonState:
             ms_to_ts(self.end[0], out.ended_at)
         return out
 
+    def anonymise(self, erased: ErasureSet) -> bool:
+        """Replace erased people by stand-ins (docs/ERASURE.md); True if the state changed.
+
+        An erased student becomes :func:`~classtrace.erasure.anonymous_stand_in`, the id a replay
+        of the scrubbed events gives them, so the lesson's counts and its summary stay the same
+        live and after a replay. An erased teacher's id is blanked.
+        """
+        changed = False
+        for student in sorted(self.students):
+            subject = erased.subject_of("student", self.school_id, student)
+            if subject is not None:
+                stand_in = anonymous_stand_in(subject, self.school_id, self.lesson_id)
+                self.students.discard(student)
+                self.students.add(stand_in)
+                self.answers.rename_student(student, stand_in)
+                self._students_json = None
+                changed = True
+        if erased.subject_of("teacher", self.school_id, self.meta["teacher_id"]) is not None:
+            self.meta = {**self.meta, "teacher_id": ""}
+            changed = True
+        return changed
+
     # --- persistence ----------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
@@ -232,6 +258,7 @@ class LessonState:
                 "ans": self.answers.to_json(),
                 "hand": self.hand_raises,
                 "seen": self.seen.to_obj(),
+                "p": self.partition,
             },
             option=orjson.OPT_SORT_KEYS,
         )
@@ -261,6 +288,7 @@ class LessonState:
         state.answers = FirstAttempts({k: (v[0], v[1], v[2]) for k, v in obj["ans"].items()})
         state.hand_raises = obj["hand"]
         state.seen = SeenEvents.from_obj(obj["seen"])
+        state.partition = obj.get("p", -1)
         return state
 
 

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from classtrace import deadletters
 from classtrace.codec import decode_batch, ts_to_ns
+from classtrace.erasure import Erasure, ErasureSet
 from classtrace.errors import DecodeError
 from classtrace.identity import SEPARATOR, room_key, split_room
 from classtrace.v1 import events_pb2 as pb
@@ -41,6 +42,14 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 logger = logging.getLogger(__name__)
 
 _MAX_EVENT_AGE_S = MAX_AGE.total_seconds()  # validation's horizon (docs/DESIGN.md §4)
+
+
+class ErasureSource(Protocol):
+    """Where the worker learns of erasures (:class:`classtrace.erasure.ErasureFollower`)."""
+
+    known: ErasureSet
+
+    def drain(self) -> list[Erasure]: ...
 
 
 class StateTable(Protocol):
@@ -115,8 +124,11 @@ class Processor:
         outputs: Outputs,
         config: ProcessorConfig | None = None,
         clock: Callable[[], float] = time.time,
+        erasures: ErasureSource | None = None,
     ) -> None:
         self._tables = (lessons, windows, devices)
+        self._erasures = erasures
+        self._erased = erasures.known if erasures is not None else ErasureSet()
         self._out = outputs
         self.config = config or ProcessorConfig()
         self._clock = clock
@@ -143,6 +155,7 @@ class Processor:
         now = self._clock()
         stats = self.stats
         stats.batches += 1
+        self._take_erasures(now)
         for record in records:
             stats.records += 1
             try:
@@ -178,6 +191,8 @@ class Processor:
                               value, now)  # fmt: skip
             return
         self._partition[room[0]] = record.partition
+        if self._erased:  # costs nothing per event until the first erasure
+            self._erased.scrub(events, "anonymise")
         self._apply_batch(room, events)
 
     def _apply_batch(self, room: tuple[str, str, str], events: Sequence[pb.Event]) -> None:
@@ -293,7 +308,8 @@ class Processor:
             window.add_points(batch_of(room))
         for lesson in self._dirty_lessons:
             key = lesson.key
-            lessons.put(partition[lesson.room], key, lesson.to_bytes())
+            lesson.partition = partition.get(lesson.room, lesson.partition)
+            lessons.put(lesson.partition, key, lesson.to_bytes())
             self._touched[key] = now
             if self._summaries.changed(key, lesson, now, summary_sink(batch_of, lesson.room)):
                 self.stats.summaries += 1
@@ -348,6 +364,7 @@ class Processor:
         def batch_of(classroom: str) -> ppb.MetricBatch:
             return batches.setdefault(classroom, ppb.MetricBatch())
 
+        self._take_erasures(now)
         try:
             throttle = self._summaries
             for key in list(throttle.pending):
@@ -371,6 +388,38 @@ class Processor:
         except Exception:
             self.stats.errors += 1
             logger.exception("tick failed")
+
+    def _take_erasures(self, now: float) -> None:
+        """Anonymise every stored lesson of the people erased since the last call (docs/ERASURE.md).
+
+        Erasures are rare and each walks the lesson table once; the changed lessons are written
+        back (their changelog records replace the ones naming the person) and re-summarised.
+        """
+        if self._erasures is None:
+            return
+        try:
+            new = self._erasures.drain()
+            if not new:
+                return
+            lessons, changed, stranded = self._tables[0], 0, 0
+            for key in lessons.iter_keys():
+                state = self._lessons.get(key)
+                if state is None:
+                    raw = lessons.get(key)
+                    state = LessonState.from_bytes(raw) if raw else None
+                if state is None or not state.anonymise(self._erased):
+                    continue
+                if self._partition.get(state.room, state.partition) < 0:
+                    stranded += 1  # written before lessons kept their partition: see ERASURE.md
+                    continue
+                self._lessons[key] = state
+                self._dirty_lessons.add(state)
+                changed += 1
+            logger.info("erasures applied n=%d lessons_changed=%d stranded=%d", len(new), changed, stranded)
+            self._flush(now)
+        except Exception:
+            self.stats.errors += 1
+            logger.exception("applying erasures failed")
 
     def _load_books(self) -> None:
         """Device books restored from the changelog are watched even before their next heartbeat."""

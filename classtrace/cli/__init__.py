@@ -40,6 +40,7 @@ SUBCOMMANDS = (
     "report",
     "loadtest",
     "migrate",
+    "erase",
 )
 
 

@@ -55,6 +55,16 @@ class FirstAttempts:
         self._cache = None
         return True
 
+    def rename_student(self, old: str, new: str) -> bool:
+        """Give ``old``'s first attempts to ``new`` (an erased student's stand-in); True if any."""
+        prefix = f"{old}|"
+        moved = [k for k in self.attempts if k.startswith(prefix)]
+        for key in moved:
+            self.attempts[f"{new}|{key[len(prefix) :]}"] = self.attempts.pop(key)
+        if moved:
+            self._cache = None
+        return bool(moved)
+
     def _slots(self) -> list[Any]:
         cache = self._cache
         if cache is None:
