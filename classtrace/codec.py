@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 from google.protobuf import json_format
 from google.protobuf import message as _message
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from classtrace.errors import DecodeError
@@ -131,12 +132,48 @@ def batch_from_json(body: bytes) -> pb.EventBatch:
     if not isinstance(obj, dict):
         found = type(obj).__name__
         raise DecodeError(f'expected a JSON object {{"events": [...]}}, got {found}', raw=data)
+    _check_shape(obj, pb.EventBatch.DESCRIPTOR, "", data)
     batch = pb.EventBatch()
     try:
         json_format.ParseDict(obj, batch)
     except _JSON_ERRORS as exc:
         raise DecodeError(f"not an EventBatch in proto3 JSON: {exc}", raw=data) from exc
     return batch
+
+
+def _check_shape(obj: dict[str, Any], descriptor: Descriptor, path: str, raw: bytes) -> None:
+    """Where the schema has a message or a list, the JSON has an object or an array.
+
+    protobuf's ParseDict reads any iterable as a message (``[]`` or ``""`` as an empty event)
+    and ``null`` as an empty list; both would pass a malformed body as a valid, empty one.
+    """
+    for name, value in obj.items():
+        field = descriptor.fields_by_name.get(name) or descriptor.fields_by_camelcase_name.get(name)
+        if field is None or field.message_type is None or field.message_type.full_name in _JSON_SCALARS:
+            continue  # unknown names and scalars: ParseDict's own errors are precise
+        where = f"{path}{name}"
+        if field.is_repeated:
+            if not isinstance(value, list):
+                raise DecodeError(f"{where} must be an array, got {_json_type(value)}", raw=raw)
+            items: list[tuple[int, Any]] = list(enumerate(value))
+        else:
+            items = [(-1, value)] if value is not None else []
+        for i, item in items:
+            at = where if i < 0 else f"{where}[{i}]"
+            if not isinstance(item, dict):
+                raise DecodeError(f"{at} must be an object, got {_json_type(item)}", raw=raw)
+            _check_shape(item, field.message_type, f"{at}.", raw)
+
+
+_JSON_SCALARS = frozenset({"google.protobuf.Timestamp"})
+"""Messages whose proto3 JSON form is not an object."""
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    names: dict[type, str] = {list: "array", dict: "object", str: "string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def batch_to_json(batch: pb.EventBatch, *, proto_field_names: bool = True) -> bytes:

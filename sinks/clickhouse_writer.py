@@ -35,7 +35,7 @@ from sinks.base import InsertClient
 from sinks.errors import SinkStopped
 from sinks.metrics import SinkMetrics
 from sinks.protobuf_events import INGEST_TABLE, RawEvents, ingest_settings
-from sinks.rows import Block
+from sinks.rows import Block, refusal_code
 
 __all__ = ["INSERT_SETTINGS", "TABLE_TYPES", "ClickHouseWriter", "classify", "dedup_token"]
 
@@ -246,11 +246,11 @@ class ClickHouseWriter:
             self._insert_retrying(part, part_token, extra)
         except _Refused as refused:
             if stop - start == 1:
-                logger.warning(
+                logger.warning(  # the error's name: ClickHouse's text may quote the row's values
                     "row refused by ClickHouse table=%s source=%s error=%s",
                     block.table,
                     block.sources[start],
-                    refused.reason,
+                    refusal_code(refused.reason),
                 )
                 return [(start, refused.reason)]
             mid = (start + stop) // 2

@@ -166,7 +166,8 @@ class Processor:
                     "record failed topic=%s partition=%d offset=%d",
                     record.topic, record.partition, record.offset,
                 )  # fmt: skip
-                self._dead_letter(record, f"worker error: {exc!r}", record.value or b"", now)
+                # The type only: an exception's text may quote a value of the event.
+                self._dead_letter(record, f"worker error: {type(exc).__name__}", record.value or b"", now)
         try:
             self._flush(now)
         except Exception:

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Publish the erasure; wait for its audit row unless ``--no-wait``."""
     from classtrace.cli.common import resolve_bootstrap
-    from classtrace.erasure import Erasure, publish_erasure
+    from classtrace.erasure import Erasure, Kind, publish_erasure
     from classtrace.errors import ClasstraceError
     from classtrace.ids import is_pseudonym
     from classtrace.kafka import ensure_topics
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for flag, value in (("--school", args.school), ("--teacher", args.teacher)):
         if value is not None and re.fullmatch(ID_PATTERN, value) is None:
             raise ClasstraceError(f"{flag} must be 1–64 characters of [A-Za-z0-9_.:-]")
-    kind = "student" if args.student is not None else "teacher"
+    kind: Kind = "student" if args.student is not None else "teacher"
     erasure = Erasure.new(kind, args.school, args.student or args.teacher, int(time.time() * 1000))
     bootstrap = resolve_bootstrap(settings)
     ledger = [t for t in ALL_TOPICS if t.name == ERASURES]

@@ -3,10 +3,8 @@ the document (valid ones and ones that break it) and checks every answer: no 5xx
 documented status codes, content types and bodies as documented, schema-breaking requests refused.
 
 Requests go with the registered device token (so the ingest path runs, publishing to a fake Kafka)
-and without one. Where schemathesis found the gateway and the document disagree, the case is a
-regular test below marked ``xfail(strict=True)``, and the generated run steps around exactly that
-case so it stays green until the disagreement is settled (then the xfail turns into a failure and
-the skip goes).
+and without one. Where schemathesis found the gateway and the document disagreeing, the case is
+kept as a regular test below.
 """
 
 from __future__ import annotations
@@ -58,14 +56,6 @@ def _schema(publisher: FakePublisher) -> Any:
     return schema
 
 
-def _known_disagreement(case: Any) -> bool:
-    """The JSON bodies the xfail tests below pin: the gateway takes them, the document does not."""
-    if case.media_type != "application/json" or not isinstance(case.body, dict):
-        return False
-    events = case.body.get("events", [])
-    return events is None or (isinstance(events, list) and any(not isinstance(e, dict) for e in events))
-
-
 def test_the_gateway_serves_the_document_tested_here():
     with TestClient(gateway_app(FakePublisher())) as client:
         assert client.get("/openapi.yaml").text == OPENAPI.read_text()
@@ -83,11 +73,7 @@ def test_every_operation_answers_as_documented(budget, mode, authenticated):
     @given(schema.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
         response = case.call(headers=headers)
-        if mode is GenerationMode.NEGATIVE and _known_disagreement(case):
-            checks = [c for c in CHECKS if c is not negative_data_rejection]
-        else:
-            checks = CHECKS
-        case.validate_response(response, checks=checks, headers=headers)
+        case.validate_response(response, checks=CHECKS, headers=headers)
         if not authenticated and case.operation.label == "POST /v1/events":
             # 401, or 429 once this address has failed too often (the limiter counts these requests)
             assert response.status_code in (401, 429)
@@ -96,7 +82,7 @@ def test_every_operation_answers_as_documented(budget, mode, authenticated):
     check()
 
 
-# --- disagreements schemathesis found (docs/openapi.yaml vs producers/gateway, issue 17) ----------
+# --- disagreements schemathesis found (docs/openapi.yaml vs producers/gateway, issue 17), fixed ---
 
 _EVENT_BATCH_JSON = yaml.safe_load(OPENAPI.read_text())["components"]["schemas"]["EventBatchJson"]
 
@@ -105,12 +91,6 @@ def _documented(body: object) -> bool:
     return bool(jsonschema_rs.validator_for(_EVENT_BATCH_JSON).is_valid(body))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='batch_from_json takes an event given as "" or [] for an empty Event (protobuf\'s '
-    "json_format iterates any iterable as an object): the body should be a 400, the schema says "
-    "events are objects",
-)
 @pytest.mark.parametrize(
     "body",
     [
@@ -126,11 +106,6 @@ def test_a_message_that_is_not_a_json_object_is_undecodable(body):
         batch_from_json(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='{"events": null} is a 200 with nothing accepted (proto3 JSON reads null as the default), '
-    "while docs/openapi.yaml says events is an array: the document or the gateway should change",
-)
 def test_null_events_agree_with_the_document():
     publisher = FakePublisher()
     with TestClient(gateway_app(publisher)) as client:
