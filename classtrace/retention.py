@@ -120,6 +120,14 @@ POLICY: tuple[Retention, ...] = (
         column="requested_at",
     ),
     Retention(
+        "access_log",
+        Kind.TABLE,
+        365,
+        "Audit of who read which school's data (viewer ids, never tokens or query values): a school "
+        "year plus its summer, so a complaint about the past year can still be checked, no longer.",
+        column="at",
+    ),
+    Retention(
         "events_ingest",
         Kind.TABLE,
         None,
@@ -161,6 +169,13 @@ POLICY: tuple[Retention, ...] = (
         Kind.TOPIC,
         30,
         "As dead_letters: time to investigate rejects, which may hold raw ids.",
+    ),
+    Retention(
+        "classtrace.access.v1",
+        Kind.TOPIC,
+        7,
+        "Transport of access records to access_log: the same one-week replay horizon as the other "
+        "topics; the table is the audit record.",
     ),
     Retention(
         "classtrace.devices.v1",

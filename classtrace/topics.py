@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from classtrace.retention import topic_retention_ms
 
 __all__ = [
+    "ACCESS",
     "ALL_TOPICS",
     "DEADLETTER",
     "DEVICES",
@@ -38,6 +39,9 @@ ERASURES = "classtrace.erasures.v1"
 :class:`classtrace.erasure.Erasure`; never expires, so no replay brings an erased person back."""
 VIEWERS = "classtrace.viewers.v1"
 """Compacted dashboard viewer registry: key = viewer id (token hash only)."""
+ACCESS = "classtrace.access.v1"
+"""Access log (issue 17): key = viewer id, value = JSON :class:`classtrace.access.AccessRecord`
+(who read what, never a token); the sink writes it to ``access_log``."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def _spec(name: str, overrides: Mapping[str, int] | None) -> TopicSpec:
 
 def topic_specs(retention_days: Mapping[str, int] | None = None) -> tuple[TopicSpec, ...]:
     """Every contract topic, with ``retention_days`` (``Settings.retention_days``) applied."""
-    names = (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS, ERASURES)
+    names = (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS, ERASURES, ACCESS)
     return tuple(_spec(name, retention_days) for name in names)
 
 

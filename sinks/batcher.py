@@ -22,16 +22,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from classtrace.access import AccessRecord
 from classtrace.codec import decode_batch, decode_message
 from classtrace.erasure import Erasure, ErasureSet
 from classtrace.errors import DecodeError
-from classtrace.topics import DEADLETTER, ERASURES, EVENTS, METRICS
+from classtrace.topics import ACCESS, DEADLETTER, ERASURES, EVENTS, METRICS
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.clickhouse_writer import dedup_token
 from sinks.metrics import SinkMetrics
 from sinks.protobuf_events import RawEvents
 from sinks.rows import (
     Block,
+    add_access_record,
     add_dead_letter,
     add_dead_letter_record,
     add_metric_batch,
@@ -42,7 +44,7 @@ __all__ = ["TABLE_ORDER", "Batch", "BatchPolicy", "SinkTopics"]
 
 logger = logging.getLogger(__name__)
 
-TABLE_ORDER = ("events", "lesson_summary", "metric_points", "dead_letters")
+TABLE_ORDER = ("events", "lesson_summary", "metric_points", "access_log", "dead_letters")
 """Insert order of a flush; dead_letters last, since refused rows of the others join it."""
 
 
@@ -56,10 +58,12 @@ class SinkTopics:
     erasures: str = ERASURES
     """The erasure ledger: followed from its beginning (:class:`~classtrace.erasure.ErasureFollower`),
     not consumed with the group, so every restart knows every erasure."""
+    access: str = ACCESS
+    """The access log (:mod:`classtrace.access`): rows of ``access_log``."""
 
     def all(self) -> list[str]:
         """The topics the sink's consumer group reads."""
-        return [self.events, self.metrics, self.deadletter]
+        return [self.events, self.metrics, self.deadletter, self.access]
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class Batch:
             elif topic == self.topics.deadletter:
                 letter = decode_message(ppb.DeadLetter, raw, topic=topic, partition=partition, offset=offset)
                 add_dead_letter_record(letter, source, blocks["dead_letters"])
+            elif topic == self.topics.access:
+                add_access_record(AccessRecord.decode(raw), raw, source, blocks["access_log"])
             else:
                 logger.warning(
                     "record of an unexpected topic ignored topic=%s partition=%d", topic, partition

@@ -28,6 +28,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from classtrace import deadletters
+from classtrace.access import ACCESS_LOG_COLUMNS, AccessRecord
 from classtrace.codec import ts_to_ms
 from classtrace.deadletters import MAX_RAW_BYTES
 from classtrace.schema import EVENT_INSERT_COLUMNS
@@ -35,6 +36,7 @@ from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 
 __all__ = [
+    "ACCESS_LOG_COLUMNS",
     "DEAD_LETTER_COLUMNS",
     "EVENT_COLUMNS",
     "LESSON_SUMMARY_COLUMNS",
@@ -43,6 +45,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "Block",
     "Source",
+    "add_access_record",
     "add_dead_letter",
     "add_dead_letter_record",
     "add_event_batch",
@@ -73,6 +76,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "lesson_summary": LESSON_SUMMARY_COLUMNS,
     "metric_points": METRIC_POINT_COLUMNS,
     "dead_letters": DEAD_LETTER_COLUMNS,
+    "access_log": ACCESS_LOG_COLUMNS,
 }
 
 SINK_SOURCE = "sink"
@@ -391,3 +395,14 @@ def _append_dead_letter(dead: Block, letter: ppb.DeadLetter, source: Source) -> 
     cols["raw_length"].append(letter.raw_length)
     dead.messages.append(letter)
     dead.sources.append(source)
+
+
+# --- access log -----------------------------------------------------------------------------------
+
+
+def add_access_record(record: AccessRecord, raw: bytes, source: Source, access: Block) -> None:
+    """Append one access record (its values come from :meth:`AccessRecord.row`, their one home)."""
+    for column, value in zip(ACCESS_LOG_COLUMNS, record.row(), strict=True):
+        access.columns[column].append(value)
+    access.messages.append(raw)
+    access.sources.append(source)

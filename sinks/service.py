@@ -378,7 +378,7 @@ class SinkService:
         dead = batch.blocks["dead_letters"]
         now = time.time()
         refused = self._writer.write_events(batch.events, batch.token("events"))
-        for table in ("events", "lesson_summary", "metric_points"):
+        for table in ("events", "lesson_summary", "metric_points", "access_log"):
             if table == "events":
                 if refused is None:
                     continue

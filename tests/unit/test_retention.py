@@ -63,6 +63,7 @@ def test_defaults_are_the_documented_ones():
         "classtrace.events.v1": "604800000",
         "classtrace.metrics.v1": "604800000",
         "classtrace.deadletter.v1": "2592000000",
+        "classtrace.access.v1": "604800000",
     }
 
 
