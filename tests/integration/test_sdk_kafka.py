@@ -43,5 +43,5 @@ def test_direct_to_kafka_exactly_once(kafka, tmp_path):
     assert sorted(seqs["cam-2"]) == list(range(1, 751))
     assert sorted(seqs["cam-1"]) == list(range(1, 1502))
     records = read_records(kafka.bootstrap, topics.events)
-    assert {key for key, _ in records} == {b"room-1"}
+    assert {key for key, _ in records} == {b"sch-1/room-1"}  # classtrace.identity.room_key
     assert len(records) < 2251 / 100  # batches, not single events

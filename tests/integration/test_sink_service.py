@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from classtrace.codec import set_ts_now
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.batcher import BatchPolicy, SinkTopics
@@ -69,6 +70,9 @@ def test_events_duplicates_summaries_and_poison(ch_db, kafka, topics, group_id):
     # Written by an older gateway, with raw bytes: the sink keeps a digest of them, not the bytes.
     upstream_id = str(uuid.uuid4())
     upstream = ppb.DeadLetter(source="gateway", error="bad token binding", raw=b"\x01", event_id=upstream_id)
+    # Stamped where it was rejected, as every writer does: an unset time (1970) is past retention
+    # and the table's TTL would drop the row at insert.
+    set_ts_now(upstream.received_at)
     items.append((topics.deadletter, None, upstream.SerializeToString()))
     produce(kafka.bootstrap, items)
 
