@@ -102,12 +102,12 @@ class AccessRecord:
         school_id: str = "",
         at_ms: int | None = None,
     ) -> AccessRecord:
-        """A record of an access now; ``scope`` None (or ``""``) means all schools."""
+        """A record of an access now; ``scope`` None means all schools (``""``: no viewer known)."""
         if action not in ACTIONS or outcome not in OUTCOMES:
             raise ValueError(f"unknown access action or outcome: {action!r}, {outcome!r}")
         at = time.time_ns() // 1_000_000 if at_ms is None else at_ms
-        return cls(str(uuid.uuid4()), at, viewer_id, scope or ALL_SCHOOLS, school_id, action, target,
-                   outcome, source)  # fmt: skip
+        scope = ALL_SCHOOLS if scope is None else scope
+        return cls(str(uuid.uuid4()), at, viewer_id, scope, school_id, action, target, outcome, source)
 
     def encode(self) -> bytes:
         """The record value (JSON, versioned)."""

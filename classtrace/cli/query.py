@@ -10,6 +10,9 @@ Only reads run: the SQL must pass :func:`classtrace.sqlguard.check` (one SELECT,
 EXISTS or EXPLAIN; no table functions, host-reaching functions, ``INTO OUTFILE`` or
 ``SETTINGS``) on every backend, then runs with ``readonly=1`` on the embedded engine; through a
 running stack it connects as :data:`~classtrace.sqlguard.READER_USER`, so the endpoint guards it too.
+
+Every run is recorded on the access log (:mod:`classtrace.access`): the OS account (or the
+``--as`` name) and the SHA-256 + length of the SQL, never its ``--param`` values.
 """
 
 from __future__ import annotations
@@ -87,6 +90,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_param,
         help="bind a query parameter: the SQL names it as {NAME:Type} (repeatable)",
     )
+    parser.add_argument(
+        "--as",
+        dest="as_viewer",
+        default=None,
+        metavar="NAME",
+        help="who the query is run for, in the access log (default: the OS user; the OS user is kept too)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -130,7 +140,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         store_errors,
     )
     from classtrace.migrate import apply_migrations
-    from classtrace.sqlguard import READER_USER, check
+    from classtrace.sqlguard import READER_USER, QueryRefused, check
 
     target = resolve_target(settings)
     if target.kind == "stack":  # ask the endpoint for a guarded, read-only session
@@ -144,6 +154,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             apply_migrations(client, DEFAULT_DATABASE)
         sql = args.sql.strip().rstrip(";").strip()
         params = parameters(args.param)
+        writer = None if target.kind == "stack" else client  # with no broker, the log goes in directly
 
         def guard_query(text: str, binds: Mapping[str, str]) -> str:
             return bytes(client.raw_query(text, parameters=dict(binds) or None, fmt="TSVRaw")).decode()
@@ -152,7 +163,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # grants, the stack's endpoint its own readonly.
         fence = {"readonly": "1"} if target.kind == "chdb" else None
         with store_errors("query failed"):
-            check(sql, guard_query, params, client.database or DEFAULT_DATABASE)
+            try:
+                check(sql, guard_query, params, client.database or DEFAULT_DATABASE)
+            except QueryRefused:
+                _log_access(args, settings, sql, "denied", writer)
+                raise
+            _log_access(args, settings, sql, "allowed", writer)
             if _TRAILING_FORMAT.search(sql):
                 _write_bytes(client.raw_query(sql, parameters=params, settings=fence))
             elif args.format == "csv":
@@ -165,6 +181,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         close_quietly(client)
     return 0
+
+
+def _log_access(args: argparse.Namespace, settings: Settings, sql: str, outcome: str, client: Any) -> None:
+    """Record this run on the access log before any row is printed; a log that cannot be written is
+    reported on stderr and does not stop the query (the analyst's work matters more than its log)."""
+    from classtrace.access import AccessRecord, cli_identity, deliver, query_target
+    from classtrace.errors import ClasstraceError
+    from classtrace.runtime import read_runtime
+
+    viewer_id, source = cli_identity(args.as_viewer)
+    record = AccessRecord.new(viewer_id, None, "query", query_target(sql), outcome, source)
+    runtime = None if settings.kafka_bootstrap else read_runtime(settings.data_dir)
+    bootstrap = settings.kafka_bootstrap or (runtime.kafka_bootstrap if runtime else None)
+    try:
+        deliver([record], bootstrap=bootstrap, options=settings.kafka_options, client=client)
+    except Exception as exc:  # any failure of the log is reported, never fatal
+        reason = exc if isinstance(exc, ClasstraceError) else type(exc).__name__
+        print(f"classtrace query: warning: access not logged: {reason}", file=sys.stderr)
 
 
 def _write_bytes(data: bytes) -> None:

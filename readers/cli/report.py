@@ -5,7 +5,8 @@ Rt/Ch, attention and accuracy, recent lessons. The lesson report shows the S-T c
 and hand raising over the lesson. Lesson and teacher ids repeat across schools, so the school is
 required: a lesson is (school, lesson id), a teacher (school, teacher id). Charts are inline SVG:
 the file opens offline. Chinese by default, ``--lang en`` for English. Works while
-``classtrace up`` runs on the same data dir.
+``classtrace up`` runs on the same data dir. Every run is recorded on the access log
+(:mod:`classtrace.access`) under the OS user, or the ``--as`` name.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--weeks", type=int, default=12, help="teacher report: weeks shown (default 12)")
     parser.add_argument("--database", default="classtrace", help="ClickHouse database (default classtrace)")
+    parser.add_argument(
+        "--as",
+        dest="as_viewer",
+        default=None,
+        metavar="NAME",
+        help="who the report is for, in the access log (default: the OS user; the OS user is kept too)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -53,6 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 lesson = load_lesson(client, args.database, args.school, args.id)
                 html = render_lesson(lesson, args.lang) if lesson else None
+        _log_access(args, settings, "allowed" if html else "not_found", client)
     finally:
         close_quietly(client)
     if html is None:
@@ -66,6 +75,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out.write_text(html, encoding="utf-8")
     print(out)
     return 0
+
+
+def _log_access(args: argparse.Namespace, settings: Settings, outcome: str, client: Any) -> None:
+    """Record this report on the access log; a log that cannot be written is a warning, not a failure."""
+    from classtrace.access import AccessRecord, cli_identity, deliver
+    from classtrace.clickhouse import resolve_target
+    from classtrace.runtime import read_runtime
+
+    viewer_id, source = cli_identity(args.as_viewer)
+    action = f"report.{args.kind}"
+    record = AccessRecord.new(viewer_id, None, action, args.id, outcome, source, school_id=args.school)
+    runtime = None if settings.kafka_bootstrap else read_runtime(settings.data_dir)
+    bootstrap = settings.kafka_bootstrap or (runtime.kafka_bootstrap if runtime else None)
+    writer = None if resolve_target(settings).kind == "stack" else client
+    try:
+        deliver([record], bootstrap=bootstrap, options=settings.kafka_options, client=writer)
+    except Exception as exc:  # any failure of the log is reported, never fatal
+        print(f"classtrace report: warning: access not logged: {exc}", file=sys.stderr)
 
 
 def _safe(part: str) -> str:

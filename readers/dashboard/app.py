@@ -16,12 +16,16 @@ the gateway's app (one HTTP port); ``build_app()`` wraps the same routes in a st
                                           "revoked" (then close) when the token is revoked
 
 All ``/v1/live`` endpoints need a viewer token; a school viewer only ever receives its school.
+Failed authentication is rate-limited (429 + ``Retry-After``, :func:`readers.dashboard.auth.admit`).
+Every snapshot, detail and stream opening is recorded on the access log (:mod:`classtrace.access`,
+docs/DASHBOARD.md "Access log"): queued, never awaited, once per stream rather than per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -36,14 +40,18 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from classtrace.topics import METRICS, VIEWERS
-from readers.dashboard.auth import authenticate, unauthorized
+from classtrace.access import AccessLog, AccessRecord, AccessRecorder
+from classtrace.authlimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW, FailureLimiter
+from classtrace.topics import ACCESS, METRICS, VIEWERS
+from readers.dashboard.auth import admit, client_address
 from readers.dashboard.feed import TopicTail, metrics_handler
 from readers.dashboard.headers import SecurityHeaders
 from readers.dashboard.state import LiveState
 from readers.dashboard.viewers import Viewer, ViewerRegistry
 
 __all__ = ["AMBIGUOUS_CLASSROOM", "LiveRoutes", "LiveService", "build_app", "live_routes"]
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 SSE_CLIENTS = Gauge("classtrace_dashboard_sse_clients", "Browsers connected to /v1/live/stream")
@@ -77,10 +85,14 @@ class LiveService:
         *,
         metrics_topic: str = METRICS,
         viewers_topic: str = VIEWERS,
+        access_topic: str = ACCESS,
         push_interval: float = 0.5,
         heartbeat_interval: float = 15.0,
         state: LiveState | None = None,
         registry: ViewerRegistry | None = None,
+        access_log: AccessRecorder | None = None,
+        auth_max_failures: int = DEFAULT_MAX_FAILURES,
+        auth_window: float = DEFAULT_WINDOW,
     ) -> None:
         self.bootstrap = bootstrap
         self.options = dict(options or {})
@@ -90,6 +102,11 @@ class LiveService:
         self.heartbeat_interval = heartbeat_interval
         self.state = state if state is not None else LiveState()
         self.registry = registry if registry is not None else ViewerRegistry()
+        self.access_topic = access_topic
+        self.access_log = access_log
+        """Where accesses are recorded: given, else an :class:`AccessLog` made at :meth:`start`."""
+        self._own_access_log: AccessLog | None = None
+        self.limiter = FailureLimiter(auth_max_failures, auth_window)
         self._feed: TopicTail | None = None
         self._closing = False
         self._page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
@@ -99,6 +116,10 @@ class LiveService:
         """Tail the viewer registry and the metrics topic from their beginnings (non-blocking)."""
         if self.bootstrap is None:
             return  # state and registry were given (tests, tools)
+        if self.access_log is None:
+            self.access_log = self._own_access_log = AccessLog(
+                self.bootstrap, self.options, self.access_topic
+            )
         self.registry.follow(self.bootstrap, self.options, self.viewers_topic)
         handle = metrics_handler(self.state)
         self._feed = TopicTail(self.bootstrap, self.metrics_topic, handle, self.options, name="metrics")
@@ -110,6 +131,8 @@ class LiveService:
         self.registry.stop()
         if self._feed is not None:
             self._feed.stop()
+        if self._own_access_log is not None:
+            self._own_access_log.close(timeout=2.0)
 
     @property
     def caught_up(self) -> bool:
@@ -139,22 +162,56 @@ class LiveService:
         """The dashboard page; it carries no data, so it needs no token."""
         return HTMLResponse(self._page, headers={"Cache-Control": "no-cache"})
 
+    async def _viewer(
+        self, request: Request, action: str, target: str = "", school: str = ""
+    ) -> Viewer | Response:
+        """The request's viewer, or the 429/401 to answer (a 401 is logged as denied; a 429 is not,
+        so a blocked guesser cannot fill the log)."""
+        found = await admit(request, self.registry, self.limiter)
+        if isinstance(found, Response) and found.status_code == 401:
+            self._log(request, None, action, "denied", target, school)
+        return found
+
+    def _log(
+        self,
+        request: Request,
+        viewer: Viewer | None,
+        action: str,
+        outcome: str,
+        target: str = "",
+        school: str = "",
+    ) -> None:
+        """Queue one access record; never raises, never waits (the request matters more than its log)."""
+        if self.access_log is None:
+            return
+        viewer_id, scope = (viewer.viewer_id, viewer.scope) if viewer else ("", "")
+        source = client_address(request) or ""
+        try:
+            record = AccessRecord.new(viewer_id, scope, action, target, outcome, source, school_id=school)
+            self.access_log.record(record)
+        except Exception:  # a broken log must not break the dashboard
+            logger.exception("access record not queued action=%s viewer=%s", action, viewer_id)
+
     async def snapshot(self, request: Request) -> Response:
         """JSON of every classroom card the viewer may see."""
-        viewer = await authenticate(request, self.registry)
-        if viewer is None:
-            return unauthorized(request)
+        viewer = await self._viewer(request, "dashboard.snapshot")
+        if isinstance(viewer, Response):
+            return viewer
+        self._log(request, viewer, "dashboard.snapshot", "allowed", school=viewer.school_id)
         seq, cards = self.state.cards(viewer.scope)
         body = {"seq": seq, "scope": viewer.scope, "caught_up": self.caught_up, "classrooms": cards}
         return Response(orjson.dumps(body), media_type="application/json")
 
     async def detail(self, request: Request) -> Response:
-        """One classroom's detail; 404 when unknown or in another school than the viewer's."""
-        viewer = await authenticate(request, self.registry)
-        if viewer is None:
-            return unauthorized(request)
-        params = request.path_params
-        found = self.state.detail(params["school_id"], params["classroom_id"], viewer.scope)
+        """One classroom's detail; 404 when unknown or in another school than the viewer's (the
+        access log tells the two apart: ``not_found`` and ``denied``)."""
+        school, room = request.path_params["school_id"], request.path_params["classroom_id"]
+        viewer = await self._viewer(request, "dashboard.detail", f"{school}/{room}", school)
+        if isinstance(viewer, Response):
+            return viewer
+        found = self.state.detail(school, room, viewer.scope)
+        outcome = "allowed" if found else "denied" if viewer.scope not in (None, school) else "not_found"
+        self._log(request, viewer, "dashboard.detail", outcome, f"{school}/{room}", school)
         if found is None:
             return JSONResponse({"error": "no such classroom"}, status_code=404)
         return Response(orjson.dumps(found), media_type="application/json")
@@ -165,16 +222,20 @@ class LiveService:
         Two schools may both have the room, so answering with either would show one school's
         lesson to whoever asked for the other's.
         """
-        viewer = await authenticate(request, self.registry)
-        if viewer is None:
-            return unauthorized(request)
+        room = request.path_params["classroom_id"]
+        viewer = await self._viewer(request, "dashboard.detail", room)
+        if isinstance(viewer, Response):
+            return viewer
+        self._log(request, viewer, "dashboard.detail", "not_found", room)
         return JSONResponse({"error": AMBIGUOUS_CLASSROOM}, status_code=404)
 
     async def stream(self, request: Request) -> Response:
-        """Server-Sent Events: a snapshot, then the cards that changed, every push_interval s."""
-        viewer = await authenticate(request, self.registry)
-        if viewer is None:
-            return unauthorized(request)
+        """Server-Sent Events: a snapshot, then the cards that changed, every push_interval s.
+        Logged once, at opening: the updates are the same access continued."""
+        viewer = await self._viewer(request, "dashboard.stream")
+        if isinstance(viewer, Response):
+            return viewer
+        self._log(request, viewer, "dashboard.stream", "allowed", school=viewer.school_id)
         return StreamingResponse(
             self._events(request, viewer), media_type="text/event-stream", headers=_SSE_HEADERS
         )
