@@ -33,10 +33,10 @@ SCRIPT = ROOT / "infra" / "kafka" / "kafka-acls.sh"
 K8S_MANIFEST = ROOT / "infra" / "k8s" / "kafka-acls.yaml"
 
 try:
-    from classtrace.topics import ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
+    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
 except ImportError:  # run as a script from a checkout without the package installed
     sys.path.insert(0, str(ROOT))
-    from classtrace.topics import ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
+    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
 
 __all__ = [
     "PRINCIPALS",
@@ -138,6 +138,9 @@ PRINCIPALS: tuple[Principal, ...] = (
             _topic(EVENTS, Op.WRITE, why="validated events: the way onto the trusted topic (DESIGN.md §9)"),
             _topic(DEADLETTER, Op.WRITE, why="rejected events and records"),
             _topic(DEVICES, Op.READ, why="restores and follows device tokens (auth.py)"),
+            _topic(
+                ACCESS, Op.WRITE, why="access records of the dashboard routes it serves (--with-dashboard)"
+            ),
             _group(
                 "classtrace-gateway-",
                 "CompactedTopicReader(name='gateway'): a random group id, assign() only, never joined",
@@ -181,6 +184,7 @@ PRINCIPALS: tuple[Principal, ...] = (
             _topic(EVENTS, Op.READ, why="rows of events"),
             _topic(METRICS, Op.READ, why="rows of metrics"),
             _topic(DEADLETTER, Op.READ, why="rows of dead_letters"),
+            _topic(ACCESS, Op.READ, why="rows of access_log"),
             _group(SINK_GROUP, "the sink's consumer group (--group)"),
         ),
         "ClickHouse sink (its own dead letters go to ClickHouse, not to Kafka)",
@@ -192,6 +196,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         (
             _topic(METRICS, Op.READ, why="live cards"),
             _topic(VIEWERS, Op.READ, why="viewer tokens"),
+            _topic(ACCESS, Op.WRITE, why="access records: who opened which snapshot, detail, stream"),
             _group(
                 "classtrace-dashboard-",
                 "TopicTail: a random group id, assign() only, never joined",
@@ -207,6 +212,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         (
             _topic(DEVICES, Op.READ, Op.WRITE, Op.CREATE, why="classtrace devices add/list/revoke"),
             _topic(VIEWERS, Op.READ, Op.WRITE, Op.CREATE, why="classtrace viewers add/list/revoke"),
+            _topic(ACCESS, Op.WRITE, why="access records of classtrace query and classtrace report"),
             _group(
                 "classtrace-devices-",
                 "read_compacted(name='devices'): random group id, never joined",

@@ -30,6 +30,8 @@ topics --create --if-not-exists --topic classtrace.metrics.v1 --partitions "$CLA
 topics --create --if-not-exists --topic classtrace.deadletter.v1 --partitions "$CLASSTRACE_PARTITIONS" --replication-factor "$KAFKA_REPLICATION_FACTOR" --config retention.ms=2592000000
 topics --create --if-not-exists --topic classtrace.devices.v1 --partitions 1 --replication-factor "$KAFKA_REPLICATION_FACTOR" --config cleanup.policy=compact
 topics --create --if-not-exists --topic classtrace.viewers.v1 --partitions 1 --replication-factor "$KAFKA_REPLICATION_FACTOR" --config cleanup.policy=compact
+topics --create --if-not-exists --topic classtrace.erasures.v1 --partitions 1 --replication-factor "$KAFKA_REPLICATION_FACTOR" --config cleanup.policy=compact
+topics --create --if-not-exists --topic classtrace.access.v1 --partitions "$CLASSTRACE_PARTITIONS" --replication-factor "$KAFKA_REPLICATION_FACTOR" --config retention.ms=604800000
 
 # -- SCRAM users (SCRAM-SHA-512) -----------------------------------------------------
 configs --alter --entity-type users --entity-name classtrace-gateway --add-config "SCRAM-SHA-512=[iterations=8192,password=${KAFKA_GATEWAY_PASSWORD}]"
@@ -47,6 +49,8 @@ acls --add --allow-principal User:classtrace-gateway --operation Write --topic c
 acls --add --allow-principal User:classtrace-gateway --operation Write --topic classtrace.deadletter.v1 --resource-pattern-type literal
 #   restores and follows device tokens (auth.py)
 acls --add --allow-principal User:classtrace-gateway --operation Read --topic classtrace.devices.v1 --resource-pattern-type literal
+#   access records of the dashboard routes it serves (--with-dashboard)
+acls --add --allow-principal User:classtrace-gateway --operation Write --topic classtrace.access.v1 --resource-pattern-type literal
 #   CompactedTopicReader(name='gateway'): a random group id, assign() only, never joined
 acls --add --allow-principal User:classtrace-gateway --operation Read --group classtrace-gateway- --resource-pattern-type prefixed
 # classtrace-sdk: edge SDK's direct Kafka transport (devices; needs a listener they can reach)
@@ -70,6 +74,8 @@ acls --add --allow-principal User:classtrace-sink --operation Read --topic class
 acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.metrics.v1 --resource-pattern-type literal
 #   rows of dead_letters
 acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.deadletter.v1 --resource-pattern-type literal
+#   rows of access_log
+acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.access.v1 --resource-pattern-type literal
 #   the sink's consumer group (--group)
 acls --add --allow-principal User:classtrace-sink --operation Read --group classtrace-sink --resource-pattern-type literal
 # classtrace-dashboard: live dashboard
@@ -77,6 +83,8 @@ acls --add --allow-principal User:classtrace-sink --operation Read --group class
 acls --add --allow-principal User:classtrace-dashboard --operation Read --topic classtrace.metrics.v1 --resource-pattern-type literal
 #   viewer tokens
 acls --add --allow-principal User:classtrace-dashboard --operation Read --topic classtrace.viewers.v1 --resource-pattern-type literal
+#   access records: who opened which snapshot, detail, stream
+acls --add --allow-principal User:classtrace-dashboard --operation Write --topic classtrace.access.v1 --resource-pattern-type literal
 #   TopicTail: a random group id, assign() only, never joined
 acls --add --allow-principal User:classtrace-dashboard --operation Read --group classtrace-dashboard- --resource-pattern-type prefixed
 # classtrace-cli: operator's CLI: the only writer of the device and viewer registries
@@ -84,6 +92,8 @@ acls --add --allow-principal User:classtrace-dashboard --operation Read --group 
 acls --add --allow-principal User:classtrace-cli --operation Read --operation Write --operation Create --topic classtrace.devices.v1 --resource-pattern-type literal
 #   classtrace viewers add/list/revoke
 acls --add --allow-principal User:classtrace-cli --operation Read --operation Write --operation Create --topic classtrace.viewers.v1 --resource-pattern-type literal
+#   access records of classtrace query and classtrace report
+acls --add --allow-principal User:classtrace-cli --operation Write --topic classtrace.access.v1 --resource-pattern-type literal
 #   read_compacted(name='devices'): random group id, never joined
 acls --add --allow-principal User:classtrace-cli --operation Read --group classtrace-devices- --resource-pattern-type prefixed
 #   read_compacted(name='viewers'): random group id, never joined

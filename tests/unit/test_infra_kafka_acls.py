@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from classtrace.topics import ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
+from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -62,6 +62,8 @@ MATRIX: dict[tuple[str, Any], set[str]] = {
     (VIEWERS, WRITE): {CLI},
     (VIEWERS, READ): {DASHBOARD, CLI},
     (VIEWERS, CREATE): {CLI},
+    (ACCESS, WRITE): {GATEWAY, DASHBOARD, CLI},
+    (ACCESS, READ): {SINK},
 }
 TOPICS = [spec.name for spec in ALL_TOPICS]
 
