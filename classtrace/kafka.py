@@ -26,6 +26,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from classtrace.errors import BrokerError, ConfigError
+from classtrace.signing import RecordKey
 from classtrace.topics import ALL_TOPICS, TopicSpec
 
 __all__ = [
@@ -272,13 +273,21 @@ class CompactedTopicReader:
     knows it reached the end when librdkafka reports the partition's end
     (``enable.partition.eof``), not when it passes the high watermark: Tansu reports the
     watermark as the last batch's *base* offset + 1, short of the end when that batch holds
-    several records. A topic that is empty at start is caught up at once.
+    several records. A topic that is empty at start is caught up at once. With ``record_key``
+    a record whose signature does not verify (classtrace/signing.py) is logged and skipped.
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, options: Mapping[str, str] | None = None, *, name: str = "registry"
+        self,
+        bootstrap: str,
+        topic: str,
+        options: Mapping[str, str] | None = None,
+        *,
+        name: str = "registry",
+        record_key: RecordKey | None = None,
     ) -> None:
         self.topic = topic
+        self.record_key = record_key
         self.caught_up = False
         """True once the end the topic had at :meth:`catch_up` was read."""
         self._assigned = False
@@ -331,7 +340,14 @@ class CompactedTopicReader:
             return 0
         error = msg.error()
         if error is None:
-            handle(msg.key(), msg.value())
+            key, value = msg.key(), msg.value()
+            why = self.record_key and self.record_key.problem(self.topic, key, value, msg.headers())
+            if why:  # a record a classtrace role did not write: never applied
+                logger.warning(
+                    "registry record ignored topic=%s offset=%s: %s", self.topic, msg.offset(), why
+                )
+            else:
+                handle(key, value)
             return 1
         if error.code() == KafkaError._PARTITION_EOF:
             self.caught_up = True
@@ -358,7 +374,8 @@ def read_compacted(
     *,
     timeout: float = 15.0,
     name: str = "registry",
+    record_key: RecordKey | None = None,
 ) -> int:
     """Read a compacted topic once from its beginning to its end (:class:`CompactedTopicReader`)."""
-    with CompactedTopicReader(bootstrap, topic, options, name=name) as reader:
+    with CompactedTopicReader(bootstrap, topic, options, name=name, record_key=record_key) as reader:
         return reader.catch_up(handle, timeout)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from classtrace.errors import ClasstraceError
+from classtrace.signing import RecordKey
 
 __all__ = [
     "COMMANDS",
@@ -59,23 +60,36 @@ class _Hook(NamedTuple):
 # What ``classtrace up`` (classtrace/cli/stack.py) loads from classtrace.embedded, and the call each
 # hook answers. A test checks pyproject.toml declares exactly these.
 EMBEDDED_HOOKS: tuple[_Hook, ...] = (
-    _Hook("restore_devices", "(data_dir, bootstrap, options) -> int: re-publish kept device registrations"),
-    _Hook("restore_viewers", "(data_dir, bootstrap, options) -> int: re-publish kept viewer registrations"),
-    _Hook("admin_token", "(data_dir, bootstrap, options) -> str: the all-schools dashboard token"),
-    _Hook("sink", "(client, bootstrap, options) -> EmbeddedSink: the ClickHouse sink, not started"),
+    _Hook(
+        "restore_devices",
+        "(data_dir, bootstrap, options, *, record_key) -> int: re-publish kept devices",
+    ),
+    _Hook(
+        "restore_viewers",
+        "(data_dir, bootstrap, options, *, record_key) -> int: re-publish kept viewers",
+    ),
+    _Hook("admin_token", "(data_dir, bootstrap, options, *, record_key) -> str: all-schools dashboard token"),
+    _Hook(
+        "sink",
+        "(client, bootstrap, options, *, record_key) -> EmbeddedSink: the sink, not started",
+    ),
 )
 
 
 class RestoreHook(Protocol):
     """``restore_devices`` / ``restore_viewers``: publish what the data dir kept; how many."""
 
-    def __call__(self, data_dir: Path, bootstrap: str, options: Mapping[str, str]) -> int: ...
+    def __call__(
+        self, data_dir: Path, bootstrap: str, options: Mapping[str, str], *, record_key: RecordKey | None
+    ) -> int: ...
 
 
 class AdminTokenHook(Protocol):
     """``admin_token``: the dashboard token ``classtrace up`` prints, registered on the topic."""
 
-    def __call__(self, data_dir: Path, bootstrap: str, options: Mapping[str, str]) -> str: ...
+    def __call__(
+        self, data_dir: Path, bootstrap: str, options: Mapping[str, str], *, record_key: RecordKey | None
+    ) -> str: ...
 
 
 class EmbeddedSink(Protocol):
@@ -91,7 +105,9 @@ class EmbeddedSink(Protocol):
 class SinkFactory(Protocol):
     """``sink``: builds the sink on a ClickHouse client (migrations already applied)."""
 
-    def __call__(self, client: Any, bootstrap: str, options: Mapping[str, str]) -> EmbeddedSink: ...
+    def __call__(
+        self, client: Any, bootstrap: str, options: Mapping[str, str], *, record_key: RecordKey | None
+    ) -> EmbeddedSink: ...
 
 
 def declared(group: str) -> dict[str, EntryPoint]:

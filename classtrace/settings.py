@@ -67,6 +67,13 @@ class Settings(BaseModel):
         "≥ 16 bytes); read only by `devices key` and `simulate`, never by a server role "
         "(docs/KEYS.md). Unset = a random secret kept in <data dir>/region.secret (0600).",
     )
+    record_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key(s) the stack's roles sign and verify Kafka records with "
+        "(CLASSTRACE_RECORD_KEY: 64 hex characters, several comma-separated to rotate, the first "
+        "signs); classtrace/signing.py. Unset with the embedded broker = <data dir>/record.key "
+        "(0600); unset with CLASSTRACE_KAFKA_BOOTSTRAP = off (Kafka ACLs guard the topics).",
+    )
     log_level: str = Field(
         default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR (CLASSTRACE_LOG_LEVEL)."
     )
@@ -177,6 +184,7 @@ class Settings(BaseModel):
             "partitions": str(self.partitions),
             "gateway_port": str(self.gateway_port),
             "region_secret": "(set)" if self.region_secret else "(data dir)",
+            "record_key": "(set)" if self.record_key else "(data dir or off)",
         }
 
 

@@ -27,12 +27,15 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from classtrace.identity import room_key
 from classtrace.kafka import KafkaError, Message, make_producer
+from classtrace.signing import RecordKey
 from classtrace.topics import EVENTS
 from loadtests.traffic import BatchFactory, LoadDevice, template_events
 
 __all__ = ["GatewayUser", "KafkaUser"]
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["CLASSTRACE_LOADTEST_CONFIG"]).read_text())
+# The stack's record key (classtrace/signing.py): a Kafka user stands in for the SDK, a trusted writer.
+RECORD_KEY = RecordKey.parse(CONFIG["record_key"]) if CONFIG.get("record_key") else None
 DEVICES = [LoadDevice(**{k: v for k, v in d.items() if k != "token"}) for d in CONFIG["devices"]]
 TOKENS = {d["device_id"]: d.get("token", "") for d in CONFIG["devices"]}
 TEMPLATES = template_events(seed=int(CONFIG.get("seed", 0)))
@@ -131,7 +134,8 @@ class KafkaUser(User):
             )
 
         key = room_key(self.device.school_id, self.device.classroom_id)
-        self.producer.produce(EVENTS, body, key=key, on_delivery=on_delivery)
+        headers = RECORD_KEY.headers(EVENTS, key, body) if RECORD_KEY else None
+        self.producer.produce(EVENTS, body, key=key, headers=headers, on_delivery=on_delivery)
         self.in_flight += 1
         self.producer.poll(0)
         while self.in_flight > 50:

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from classtrace.errors import ClasstraceError
+from classtrace.signing import RecordKey
 from loadtests import cpu
 from loadtests.report import render_html
 from loadtests.traffic import LoadDevice, load_devices
@@ -74,6 +75,8 @@ class Endpoints:
     kafka_bootstrap: str
     kafka_options: dict[str, str] = field(default_factory=dict)
     registry_dir: Path | None = None
+    record_key: RecordKey | None = None
+    """The stack's record key: signs the registrations and the Kafka users' records."""
 
 
 def _register(devices: list[LoadDevice], endpoints: Endpoints) -> dict[str, str]:
@@ -83,7 +86,11 @@ def _register(devices: list[LoadDevice], endpoints: Endpoints) -> dict[str, str]
 
     wanted = [(d.school_id, d.classroom_id, d.device_id, pb.DEVICE_KIND_GATEWAY_SIM) for d in devices]
     registered = register_devices(
-        endpoints.kafka_bootstrap, endpoints.kafka_options, wanted, data_dir=endpoints.registry_dir
+        endpoints.kafka_bootstrap,
+        endpoints.kafka_options,
+        wanted,
+        data_dir=endpoints.registry_dir,
+        record_key=endpoints.record_key,
     )
     tokens = {reg.device_id: token for token, reg in registered}
     # The gateway applies registrations in order: once the last token works, all do.
@@ -216,6 +223,9 @@ def run_loadtest(
                 "gateway_url": endpoints.gateway_url,
                 "kafka_bootstrap": endpoints.kafka_bootstrap,
                 "kafka_options": endpoints.kafka_options,
+                "record_key": ",".join(k.hex() for k in endpoints.record_key.keys)
+                if endpoints.record_key
+                else "",
                 "batch_size": plan.batch_size,
                 "result_path": str(work / "tally.json"),
             },

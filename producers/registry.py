@@ -11,6 +11,10 @@ in ``<data dir>/devices.jsonl`` (hashes only, mode 0600); :func:`restore_registr
 again when ``classtrace up`` starts, and a restarted stack accepts the tokens it issued before
 (docs/DESIGN.md §2). With a production Kafka the topic alone is the durable record.
 
+Given the stack's record key (classtrace/signing.py), every registration is signed and readers
+ignore one that is not: on the embedded broker, which has no ACLs, whoever reaches its port could
+otherwise register a device of any school.
+
 Readers read the topic to its end with :func:`classtrace.kafka.read_compacted` (the gateway
 follows it with :class:`classtrace.kafka.CompactedTopicReader`); tokens are made and hashed by
 :mod:`classtrace.tokens`, as the dashboard's viewer tokens are.
@@ -30,6 +34,7 @@ from google.protobuf import json_format
 from classtrace.codec import set_ts_now
 from classtrace.errors import BrokerError, ValidationError
 from classtrace.kafka import KafkaError, Producer, make_producer, read_compacted
+from classtrace.signing import RecordKey
 from classtrace.tokens import new_token, token_hash
 from classtrace.topics import DEVICES
 from classtrace.v1 import events_pb2 as pb
@@ -121,6 +126,7 @@ def _publish(
     options: Mapping[str, str] | None,
     topic: str,
     registrations: Iterable[ppb.DeviceRegistration],
+    record_key: RecordKey | None = None,
 ) -> int:
     producer: Producer = make_producer(bootstrap, options, **{"message.timeout.ms": 15000})
     errors: list[str] = []
@@ -132,7 +138,9 @@ def _publish(
     count = 0
     for reg in registrations:
         key = registry_key(reg.school_id, reg.device_id)
-        producer.produce(topic, reg.SerializeToString(), key=key, on_delivery=on_delivery)
+        value = reg.SerializeToString()
+        headers = record_key.headers(topic, key, value) if record_key else None
+        producer.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
         count += 1
     remaining = producer.flush(20.0)
     if errors or remaining:
@@ -147,15 +155,20 @@ def read_registrations(
     options: Mapping[str, str] | None = None,
     topic: str = DEVICES,
     timeout: float = 15.0,
+    *,
+    record_key: RecordKey | None = None,
 ) -> dict[str, ppb.DeviceRegistration]:
-    """The current registry: the latest registration per device, read from the start of ``topic``."""
+    """The current registry: the latest registration per device, read from the start of ``topic``
+    (with ``record_key``, signed records only)."""
     latest: dict[str, ppb.DeviceRegistration] = {}
 
     def handle(key: bytes | None, value: bytes | None) -> None:
         apply_record(latest, key, value)
 
     try:
-        read_compacted(bootstrap, topic, handle, options, timeout=timeout, name="devices")
+        read_compacted(
+            bootstrap, topic, handle, options, timeout=timeout, name="devices", record_key=record_key
+        )
     except BrokerError as exc:
         raise RegistryError(f"timed out reading {topic} on {bootstrap}: {exc}") from exc
     except Exception as exc:
@@ -205,6 +218,7 @@ def register_devices(
     *,
     topic: str = DEVICES,
     data_dir: Path | None = None,
+    record_key: RecordKey | None = None,
 ) -> list[tuple[str, ppb.DeviceRegistration]]:
     """Register many ``(school_id, classroom_id, device_id, kind)`` at once: one producer, one flush.
 
@@ -214,7 +228,7 @@ def register_devices(
     made = [_new_registration(*device) for device in devices]
     if not made:
         return []
-    _publish(bootstrap, options, topic, [reg for _token, reg in made])
+    _publish(bootstrap, options, topic, [reg for _token, reg in made], record_key)
     if data_dir is not None:
         registry_file = RegistryFile(data_dir)
         for _token, reg in made:
@@ -239,6 +253,7 @@ def register_device(
     kind: pb.DeviceKind.ValueType = pb.DEVICE_KIND_GATEWAY_SIM,
     topic: str = DEVICES,
     data_dir: Path | None = None,
+    record_key: RecordKey | None = None,
 ) -> tuple[str, ppb.DeviceRegistration]:
     """Register (or re-register, rotating the token) a device; returns ``(token, registration)``.
 
@@ -246,7 +261,9 @@ def register_device(
     (the embedded stack's durable copy).
     """
     devices = [(school_id, classroom_id, device_id, kind)]
-    return register_devices(bootstrap, options, devices, topic=topic, data_dir=data_dir)[0]
+    return register_devices(
+        bootstrap, options, devices, topic=topic, data_dir=data_dir, record_key=record_key
+    )[0]
 
 
 def revoke_device(
@@ -257,9 +274,11 @@ def revoke_device(
     device_id: str,
     topic: str = DEVICES,
     data_dir: Path | None = None,
+    record_key: RecordKey | None = None,
 ) -> ppb.DeviceRegistration:
     """Revoke a device's token; gateways stop accepting it within seconds."""
-    current = read_registrations(bootstrap, options, topic).get(registry_key(school_id, device_id))
+    registrations = read_registrations(bootstrap, options, topic, record_key=record_key)
+    current = registrations.get(registry_key(school_id, device_id))
     if current is None and data_dir is not None:
         current = RegistryFile(data_dir).load().get(registry_key(school_id, device_id))
     if current is None:
@@ -268,7 +287,7 @@ def revoke_device(
     reg.CopyFrom(current)
     reg.revoked = True
     set_ts_now(reg.revoked_at)
-    _publish(bootstrap, options, topic, [reg])
+    _publish(bootstrap, options, topic, [reg], record_key)
     if data_dir is not None:
         RegistryFile(data_dir).append(reg)
     logger.info("device revoked school=%s device=%s", school_id, device_id)
@@ -280,8 +299,10 @@ def restore_registry(
     bootstrap: str,
     options: Mapping[str, str] | None = None,
     topic: str = DEVICES,
+    *,
+    record_key: RecordKey | None = None,
 ) -> int:
-    """Publish the data dir's registrations into ``topic`` again; returns how many.
+    """Publish the data dir's registrations into ``topic`` again (signed); returns how many.
 
     ``classtrace up`` calls it after creating the topics of a fresh embedded broker, before the
     gateway starts, so tokens issued before a restart keep working (revocations included).
@@ -289,6 +310,6 @@ def restore_registry(
     latest = RegistryFile(data_dir).load()
     if not latest:
         return 0
-    count = _publish(bootstrap, options, topic, latest.values())
+    count = _publish(bootstrap, options, topic, latest.values(), record_key)
     logger.info("device registry restored registrations=%d from=%s", count, data_dir)
     return count

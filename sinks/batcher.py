@@ -26,6 +26,7 @@ from classtrace.access import AccessRecord
 from classtrace.codec import decode_batch, decode_message
 from classtrace.erasure import Erasure, ErasureSet
 from classtrace.errors import DecodeError
+from classtrace.signing import Headers, RecordKey
 from classtrace.topics import ACCESS, DEADLETTER, ERASURES, EVENTS, METRICS
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.clickhouse_writer import dedup_token
@@ -95,6 +96,10 @@ class Batch:
     """Everyone erased so far: their events are dropped from the batch as it is read."""
     erasures: list[Erasure] = field(default_factory=list)
     """Erasures learned while this batch was open: executed once its rows are inserted."""
+    record_key: RecordKey | None = None
+    """The stack's record key: a record of the events, metrics or dead-letter topic not signed
+    with it was written by whoever reached the broker, not by a classtrace role, and becomes a
+    dead letter (classtrace/signing.py). None: no check (Kafka ACLs guard the topics)."""
 
     @property
     def rows(self) -> int:
@@ -116,21 +121,27 @@ class Batch:
         return (time.monotonic() if now is None else now) - self.opened >= policy.max_wait
 
     def add(
-        self, topic: str, partition: int, offset: int, value: bytes | None, now_s: float | None = None
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        now_s: float | None = None,
+        headers: Headers = None,
+        key: bytes | None = None,
     ) -> None:
-        """Decode one record into rows; a record that does not decode becomes a dead letter."""
+        """Decode one record into rows; a record that does not decode, or is not signed with the
+        record key, becomes a dead letter."""
         if not self.records:
             self.opened = time.monotonic()
         self.records += 1
-        span = self.offsets.get((topic, partition))
-        if span is None:
-            self.offsets[(topic, partition)] = [offset, offset]
-        else:
-            span[1] = offset
+        self.offsets.setdefault((topic, partition), [offset, offset])[1] = offset
         now = time.time() if now_s is None else now_s
         source = (topic, partition, offset)
         raw = value or b""
         blocks = self.blocks
+        if self._forged(source, key, value, headers, now):
+            return
         try:
             if topic == self.topics.events:
                 # Decoded only to know it decodes (and its size): the bytes go on as they are.
@@ -160,6 +171,26 @@ class Batch:
             )
             self.metrics.dead_letters.labels("decode").inc()
             add_dead_letter(blocks["dead_letters"], now, str(exc), raw, source)
+
+    def _forged(
+        self,
+        source: tuple[str, int, int],
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        now: float,
+    ) -> bool:
+        """Dead-letter a record of a signed topic not signed with the record key; True if so."""
+        topic = source[0]
+        if self.record_key is None or topic not in self.topics.all():
+            return False
+        why = self.record_key.problem(topic, key, value, headers)
+        if why is None:
+            return False
+        logger.warning("record dead-lettered topic=%s partition=%d offset=%d: %s", *source, why)
+        self.metrics.dead_letters.labels("unsigned").inc()
+        add_dead_letter(self.blocks["dead_letters"], now, why, value or b"", source)
+        return True
 
     def ranges(self) -> list[tuple[str, int, int, int]]:
         """``(topic, partition, first, last)`` of every partition read."""

@@ -40,6 +40,7 @@ from classtrace.kafka import (
     ensure_topics,
     make_consumer,
 )
+from classtrace.signing import RecordKey
 from classtrace.topics import ERASURES, topic_specs
 from classtrace.v1 import events_pb2 as pb
 from sinks.base import InsertClient
@@ -104,8 +105,11 @@ class SinkService:
         insert_settings: Mapping[str, Any] | None = None,
         consumer_overrides: Mapping[str, Any] | None = None,
         hooks: SinkHooks | None = None,
+        record_key: RecordKey | None = None,
     ) -> None:
         self.client = client
+        self.record_key = record_key
+        """Records not signed with it are dead letters, never rows (classtrace/signing.py)."""
         self.bootstrap = bootstrap
         self.kafka_options = dict(kafka_options or {})
         self.database = database
@@ -267,7 +271,7 @@ class SinkService:
                 continue
             topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
             records.labels(topic).inc()
-            self._batch.add(topic, partition, offset, msg.value(), now)
+            self._batch.add(topic, partition, offset, msg.value(), now, msg.headers(), msg.key())
             if hand_off and self._batch.rows >= max_rows:
                 self._hand_off(consumer)
 
@@ -458,7 +462,7 @@ class SinkService:
 
     def _new_batch(self) -> Batch:
         erased = self._erasures.known if self._erasures is not None else ErasureSet()
-        return Batch(self.topics, self.metrics, erased=erased)
+        return Batch(self.topics, self.metrics, erased=erased, record_key=self.record_key)
 
     def _require_consumer(self) -> Consumer:
         if self._consumer is None:

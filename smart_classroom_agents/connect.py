@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from classtrace.signing import RecordKey
 from producers.registry import register_devices
 from producers.transport.http import HttpTransport
 from producers.transport.kafka import KafkaTransport
@@ -52,6 +53,7 @@ def device_tokens(
     options: Mapping[str, str] | None,
     sim_dir: Path,
     registry_dir: Path | None,
+    record_key: RecordKey | None = None,
 ) -> dict[str, str]:
     """device_id → token for every device of ``rooms``, registering the ones not known yet.
 
@@ -66,7 +68,7 @@ def device_tokens(
         for device in classroom_devices(room).all()
         if device.device_id not in tokens
     ]
-    registered = register_devices(bootstrap, options, wanted, data_dir=registry_dir)
+    registered = register_devices(bootstrap, options, wanted, data_dir=registry_dir, record_key=record_key)
     for token, reg in registered:
         tokens[reg.device_id] = token
     added = len(registered)
@@ -86,13 +88,19 @@ def edge_outlet(
     sim_dir: Path,
     registry_dir: Path | None,
     region_secret: bytes,
+    record_key: RecordKey | None = None,
 ) -> EdgeOutlet:
-    """An :class:`EdgeOutlet` over the gateway (HTTP + tokens) or straight into Kafka."""
+    """An :class:`EdgeOutlet` over the gateway (HTTP + tokens) or straight into Kafka.
+
+    ``record_key`` (the stack's, classtrace/signing.py) signs the device registrations, as
+    ``classtrace devices add`` does, and, with ``kafka``, the event records: the simulator runs as
+    the stack's owner and writes Kafka as the SDK, a trusted writer, does.
+    """
     if target == "gateway":
-        tokens = device_tokens(rooms, bootstrap, kafka_options, sim_dir, registry_dir)
+        tokens = device_tokens(rooms, bootstrap, kafka_options, sim_dir, registry_dir, record_key)
         transport: HttpTransport | KafkaTransport = HttpTransport(gateway_url, tokens)
     elif target == "kafka":
-        transport = KafkaTransport(bootstrap, kafka_options)
+        transport = KafkaTransport(bootstrap, kafka_options, record_key=record_key)
     else:
         raise ValueError(f"unknown target {target!r}: expected gateway or kafka")
     return EdgeOutlet(transport, sim_dir / "spool", region_secret)

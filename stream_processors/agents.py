@@ -46,11 +46,12 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
         FaustTable(tables["lessons"], writer),
         FaustTable(tables["windows"], writer),
         FaustTable(tables["devices"], writer),
-        TopicOutputs(writer),
+        TopicOutputs(writer, config.record_key),
         ProcessorConfig(
             summary_interval_s=config.summary_interval_s, window_retention_s=config.window_retention_s
         ),
         erasures=erasures,
+        record_key=config.record_key,
     )
 
     def mark_first(value: Any) -> Any:
@@ -65,7 +66,12 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
             processor.process_records(
                 [
                     Record(
-                        e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.key,
+                        e.message.value,
+                        e.message.headers,
                     )
                     for e in events
                 ]

@@ -35,6 +35,7 @@ from typing import Any
 import faust
 
 from classtrace.errors import ConfigError
+from classtrace.signing import RecordKey
 from classtrace.topics import DEADLETTER, EVENTS, METRICS
 from stream_processors.batching import BatchingStream
 from stream_processors.delivery import seek_with_flow_stopped
@@ -42,6 +43,9 @@ from stream_processors.delivery import seek_with_flow_stopped
 __all__ = ["FaustTable", "RecordWriter", "TopicOutputs", "WorkerConfig", "build_app", "tune_gc"]
 
 logger = logging.getLogger(__name__)
+
+_Pending = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+"""A queued record: key, value, headers."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class WorkerConfig:
     kafka_options: Mapping[str, str] = field(default_factory=dict)
     """librdkafka client properties from CLASSTRACE_KAFKA_*: the SASL/TLS ones are given to
     Faust's aiokafka clients too (:func:`broker_credentials`)."""
+    record_key: RecordKey | None = None
+    """The stack's record key: events records must carry its signature, and the worker signs the
+    metrics and dead letters it writes (classtrace/signing.py). None: no signing, no check."""
 
 
 def broker_credentials(options: Mapping[str, str]) -> faust.types.auth.CredentialsT | None:
@@ -109,14 +116,21 @@ class RecordWriter:
 
     def __init__(self, app: faust.App) -> None:
         self._app = app
-        self._pending: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        self._pending: dict[tuple[str, int], list[_Pending]] = {}
         self._partitions: dict[tuple[str, bytes], int] = {}
 
-    def add(self, topic: str, partition: int | None, key: bytes | None, value: bytes | None) -> None:
+    def add(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Queue a record; ``partition`` None: the producer's key partitioner picks it."""
         if partition is None:
             partition = self._key_partition(topic, key or b"")
-        self._pending.setdefault((topic, partition), []).append((key, value))
+        self._pending.setdefault((topic, partition), []).append((key, value, headers or []))
 
     def _key_partition(self, topic: str, key: bytes) -> int:
         found = self._partitions.get((topic, key))
@@ -133,17 +147,15 @@ class RecordWriter:
         await asyncio.gather(*(self._send_tp(producer, tp, records) for tp, records in pending.items()))
 
     @staticmethod
-    async def _send_tp(
-        producer: Any, tp: tuple[str, int], records: list[tuple[bytes | None, bytes | None]]
-    ) -> None:
+    async def _send_tp(producer: Any, tp: tuple[str, int], records: list[_Pending]) -> None:
         topic, partition = tp
         batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start anew
+        for key, value, headers in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
                 batch.close()
                 await producer.send_batch(batch, topic, partition=partition)
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
         batch.close()
         await producer.send_batch(batch, topic, partition=partition)
 
@@ -189,16 +201,21 @@ class FaustTable:
 
 
 class TopicOutputs:
-    """Outputs to classtrace.metrics.v1 and classtrace.deadletter.v1 through the RecordWriter."""
+    """Outputs to classtrace.metrics.v1 and classtrace.deadletter.v1 through the RecordWriter,
+    signed with ``record_key`` when there is one: the dashboard and the sink take only signed
+    metrics, so a record forged on the broker shows no false figures (classtrace/signing.py)."""
 
-    def __init__(self, writer: RecordWriter) -> None:
+    def __init__(self, writer: RecordWriter, record_key: RecordKey | None = None) -> None:
         self._writer = writer
+        self._key = record_key
 
     def metrics(self, key: bytes, value: bytes) -> None:
-        self._writer.add(METRICS, None, key, value)
+        headers = self._key.headers(METRICS, key, value) if self._key else None
+        self._writer.add(METRICS, None, key, value, headers)
 
     def dead_letter(self, key: bytes | None, value: bytes) -> None:
-        self._writer.add(DEADLETTER, None, key, value)
+        headers = self._key.headers(DEADLETTER, key, value) if self._key else None
+        self._writer.add(DEADLETTER, None, key, value, headers)
 
 
 _GC_THRESHOLDS = (20_000, 50, 20)

@@ -29,6 +29,7 @@ from classtrace.codec import decode_batch, ts_to_ns
 from classtrace.erasure import Erasure, ErasureSet
 from classtrace.errors import DecodeError
 from classtrace.identity import SEPARATOR, room_key, split_room
+from classtrace.signing import Headers, RecordKey
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import MAX_AGE
@@ -81,6 +82,8 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers = None
+    """The record's headers: its ``ct-sig`` signature (classtrace/signing.py)."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,12 @@ class Processor:
         config: ProcessorConfig | None = None,
         clock: Callable[[], float] = time.time,
         erasures: ErasureSource | None = None,
+        record_key: RecordKey | None = None,
     ) -> None:
         self._tables = (lessons, windows, devices)
+        # Given: a record not signed with it was not written by a validating writer (docs/DESIGN.md
+        # §9) but by whoever reached the broker, and is dead-lettered, never counted.
+        self._record_key = record_key
         self._erasures = erasures
         self._erased = erasures.known if erasures is not None else ErasureSet()
         self._out = outputs
@@ -179,6 +186,15 @@ class Processor:
 
     def _process_record(self, record: Record, now: float) -> None:
         value = record.value or b""
+        if self._record_key is not None:
+            why = self._record_key.problem(record.topic, record.key, record.value, record.headers)
+            if why is not None:
+                logger.warning(
+                    "record dead-lettered topic=%s partition=%d offset=%d: %s",
+                    record.topic, record.partition, record.offset, why,
+                )  # fmt: skip
+                self._dead_letter(record, why, value, now)
+                return
         try:
             batch = decode_batch(value, topic=record.topic, partition=record.partition, offset=record.offset)
         except DecodeError as exc:

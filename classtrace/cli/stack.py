@@ -33,15 +33,24 @@ from classtrace.plugins import (
 )
 from classtrace.runtime import Runtime
 from classtrace.settings import Settings
+from classtrace.signing import RecordKey, new_key_text
 from classtrace.supervisor import ChildSpec, Supervisor, classtrace_argv
 from classtrace.topics import topic_specs
 
-__all__ = ["DEVICE_SECRETS", "REGION_SECRET_FILE", "EmbeddedStack", "region_secret"]
+__all__ = [
+    "DEVICE_SECRETS",
+    "RECORD_KEY_FILE",
+    "REGION_SECRET_FILE",
+    "EmbeddedStack",
+    "record_key",
+    "region_secret",
+]
 
 logger = logging.getLogger(__name__)
 
 
 REGION_SECRET_FILE = "region.secret"
+RECORD_KEY_FILE = "record.key"
 # What no server child may inherit from `up`'s own environment: the region secret, and the single
 # key of before docs/KEYS.md, in case a deployment still sets it.
 DEVICE_SECRETS = ("CLASSTRACE_REGION_SECRET", "CLASSTRACE_PSEUDONYM_KEY")
@@ -70,6 +79,43 @@ def region_secret(settings: Settings) -> bytes:
     return _checked(path.read_text().strip().encode(), str(path))
 
 
+def record_key(settings: Settings, *, create: bool = False) -> RecordKey | None:
+    """The key this process signs and verifies Kafka records with (classtrace/signing.py).
+
+    ``CLASSTRACE_RECORD_KEY`` when set (the children of ``up`` get it so). Else, on the embedded
+    broker (no ``CLASSTRACE_KAFKA_BOOTSTRAP``: the ``up`` of this data dir), the data dir's
+    ``record.key``, which ``up`` creates (``create``) with mode 0600 like the region secret: the
+    stack's owner holds it, other users on the host do not. Else None: signing is off, and the
+    cluster's ACLs guard its topics (infra/kafka/acls.py). Raises ConfigError for a malformed key
+    or a key file others may read.
+    """
+    if settings.record_key is not None:
+        return _parsed(settings.record_key.get_secret_value(), "CLASSTRACE_RECORD_KEY")
+    if not settings.embedded_broker:
+        return None
+    path = settings.data_dir / RECORD_KEY_FILE
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(new_key_text())
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            f"record_key ({path})", f"mode {mode:03o} lets group or others at it; run chmod 600 {path}"
+        )
+    return _parsed(path.read_text().strip(), str(path))
+
+
+def _parsed(text: str, source: str) -> RecordKey:
+    try:
+        return RecordKey.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"record_key ({source})", str(exc)) from None
+
+
 def _checked(secret: bytes, source: str) -> bytes:
     try:
         check_region_secret(secret)
@@ -96,6 +142,8 @@ class EmbeddedStack:
         self.supervisor = Supervisor(self.data_dir / "logs", base_env)
         self.gateway_url = ""
         self._viewer_token = ""
+        # Created before anything is published: every record the stack writes is signed with it.
+        self.record_key = record_key(settings, create=True)
         self._hooks: dict[str, EntryPoint] | None = None
 
     # -- start -------------------------------------------------------------------------------
@@ -146,12 +194,14 @@ class EmbeddedStack:
     def _restore_registries(self) -> None:
         # The registries belong to producers/ and readers/: reached through their entry points.
         restore_devices: RestoreHook = self._hook("restore_devices")
-        restored = restore_devices(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        signed = self.record_key
+        options = self.settings.kafka_options
+        restored = restore_devices(self.data_dir, self.bootstrap, options, record_key=signed)
         logger.info("restored device registry devices=%s", restored)
         restore_viewers: RestoreHook = self._hook("restore_viewers")
-        restore_viewers(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        restore_viewers(self.data_dir, self.bootstrap, options, record_key=signed)
         admin_token: AdminTokenHook = self._hook("admin_token")
-        self._viewer_token = admin_token(self.data_dir, self.bootstrap, self.settings.kafka_options)
+        self._viewer_token = admin_token(self.data_dir, self.bootstrap, options, record_key=signed)
 
     def _start_sink(self) -> None:
         from classtrace.clickhouse import connect
@@ -160,7 +210,9 @@ class EmbeddedStack:
         # Its own handle on the engine: a chDB client serialises its calls, and the sink's inserts
         # should not queue behind the queries other processes send through the HTTP endpoint.
         self.sink_client = connect(self.settings)
-        self.sink = make_sink(self.sink_client, self.bootstrap, self.settings.kafka_options)
+        self.sink = make_sink(
+            self.sink_client, self.bootstrap, self.settings.kafka_options, record_key=self.record_key
+        )
         self.sink.start()
 
     def _hook(self, name: str) -> Any:
@@ -170,14 +222,18 @@ class EmbeddedStack:
         return load(EMBEDDED, name, self._hooks)
 
     def _child_env(self) -> dict[str, str]:
-        """What every child runs with: no pseudonym key or region secret (docs/KEYS.md)."""
-        return {
+        """What every child runs with: no pseudonym key or region secret (docs/KEYS.md), and the
+        record key (each child is a role that writes or reads signed records)."""
+        env = {
             "CLASSTRACE_KAFKA_BOOTSTRAP": self.bootstrap,
             "CLASSTRACE_DATA_DIR": str(self.data_dir),
             "CLASSTRACE_PARTITIONS": str(self.settings.partitions),
             "CLASSTRACE_LOG_LEVEL": self.settings.log_level,
             "PYTHONUNBUFFERED": "1",
         }
+        if self.record_key is not None:
+            env["CLASSTRACE_RECORD_KEY"] = ",".join(k.hex() for k in self.record_key.keys)
+        return env
 
     def _start_children(self) -> None:
         env = self._child_env()

@@ -58,6 +58,7 @@ def _cpu_line(cpu: Mapping[str, Any]) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Find the stack, run the load, print the reconciliation."""
+    from classtrace.cli.stack import record_key
     from classtrace.clickhouse import connect, store_errors
     from classtrace.errors import StackNotRunning
     from classtrace.runtime import read_runtime
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         kafka_bootstrap=bootstrap,
         kafka_options=dict(settings.kafka_options),
         registry_dir=data_dir if runtime is not None else None,
+        record_key=record_key(settings),
     )
     client = connect(settings)
 

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "key":
         return _print_school_key(args.school, settings)
     from classtrace.cli.common import resolve_bootstrap
+    from classtrace.cli.stack import record_key
     from classtrace.codec import ts_to_datetime
     from classtrace.kafka import ensure_topics
     from classtrace.topics import ALL_TOPICS, DEVICES
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options = settings.kafka_options
     # The embedded broker forgets its topics on restart: keep a copy in the data dir (docs/DESIGN.md §2).
     keep = settings.data_dir if not settings.kafka_bootstrap else None
+    signed = record_key(settings)
     if args.action == "add":
         kind = parse_kind(args.kind)
         ensure_topics(bootstrap, settings.partitions, options, [t for t in ALL_TOPICS if t.name == DEVICES])
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             device_id=args.device,
             kind=kind,
             data_dir=keep,
+            record_key=signed,
         )
         print(
             f"device {reg.device_id} registered (school {reg.school_id}, classroom {reg.classroom_id}); "
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         regs = sorted(
             (
                 r
-                for r in read_registrations(bootstrap, options).values()
+                for r in read_registrations(bootstrap, options, record_key=signed).values()
                 if r.school_id == args.school or not args.school
             ),
             key=lambda r: (r.school_id, r.classroom_id, r.device_id),
@@ -127,7 +130,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"{row['created_at']:<26} {row['status']:<8} {row['token_sha256']}…"
             )
         return 0
-    reg = revoke_device(bootstrap, options, school_id=args.school, device_id=args.device, data_dir=keep)
+    reg = revoke_device(
+        bootstrap, options, school_id=args.school, device_id=args.device, data_dir=keep, record_key=signed
+    )
     print(f"device {reg.device_id} of school {reg.school_id} revoked", file=sys.stderr)
     return 0
 

@@ -85,12 +85,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from starlette.routing import BaseRoute
 
     from classtrace.cli.common import resolve_bootstrap
+    from classtrace.cli.stack import record_key
     from classtrace.kafka import ensure_topics
     from producers.gateway.app import GatewayConfig, build_app
     from producers.gateway.serve import serve
 
     bootstrap = resolve_bootstrap(settings)
     options = settings.kafka_options
+    signed = record_key(settings)
     ensure_topics(bootstrap, settings.partitions, options)  # idempotent; a fresh cluster works too
     routes: list[BaseRoute] = []
     lifespans = []
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # The dashboard is another role (readers/): reached through its entry point, not imported.
         from classtrace.plugins import GATEWAY_ROUTES, load
 
-        live = load(GATEWAY_ROUTES, "dashboard")(bootstrap, options)
+        live = load(GATEWAY_ROUTES, "dashboard")(bootstrap, options, record_key=signed)
         routes = list(live.routes)
 
         @contextlib.asynccontextmanager
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         body_timeout=args.body_timeout,
         auth_max_failures=args.auth_max_failures,
         auth_window=args.auth_window,
+        record_key=signed,
     )
     app = build_app(config, extra_routes=routes, lifespans=lifespans)
     logger.info("gateway on http://%s:%d/v1/events bootstrap=%s", args.host, settings.gateway_port, bootstrap)

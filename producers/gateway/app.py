@@ -39,6 +39,7 @@ from classtrace.authlimit import DEFAULT_MAX_FAILURES, DEFAULT_MAX_KEYS, DEFAULT
 from classtrace.codec import batch_from_json, decode_batch
 from classtrace.errors import DecodeError
 from classtrace.identity import room_key
+from classtrace.signing import RecordKey
 from classtrace.topics import DEADLETTER, DEVICES, EVENTS
 from classtrace.validation import MAX_BATCH_EVENTS
 from producers.errors import TransportError
@@ -86,6 +87,8 @@ class GatewayConfig:
     """Seconds failures are counted over, and how long a block lasts (``--auth-window``)."""
     auth_max_keys: int = DEFAULT_MAX_KEYS
     """Addresses and token prefixes the limiter tracks at most (oldest evicted)."""
+    record_key: RecordKey | None = None
+    """Signs what the gateway publishes and checks the device registry (classtrace/signing.py)."""
 
 
 class Publisher(Protocol):
@@ -260,10 +263,12 @@ def build_app(
     own_directory = own_publisher = None
     if directory is None:
         directory = own_directory = DeviceDirectory(
-            config.bootstrap, config.kafka_options, config.devices_topic
+            config.bootstrap, config.kafka_options, config.devices_topic, record_key=config.record_key
         )
     if publisher is None:
-        publisher = own_publisher = AsyncPublisher(config.bootstrap, config.kafka_options)
+        publisher = own_publisher = AsyncPublisher(
+            config.bootstrap, config.kafka_options, record_key=config.record_key
+        )
     gateway = Gateway(config, directory, publisher, GatewayMetrics())
 
     @contextlib.asynccontextmanager

@@ -4,7 +4,8 @@ A background thread reads the compacted registry topic from the beginning to its
 following it (:class:`classtrace.kafka.CompactedTopicReader`), so a token from
 ``classtrace devices add`` works within a poll interval or two and a revoked one stops as soon as
 the revocation is read. Lookups are one SHA-256 (:func:`classtrace.tokens.token_hash`) and one
-dict read, on the request path.
+dict read, on the request path. With the stack's record key, a registration that is not signed
+with it (classtrace/signing.py) is logged and ignored: it grants no token.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from classtrace.kafka import CompactedTopicReader, KafkaException
+from classtrace.signing import RecordKey
 from classtrace.tokens import token_hash
 from classtrace.topics import DEVICES
 from classtrace.v1 import events_pb2 as pb
@@ -86,8 +88,10 @@ class DeviceDirectory:
         options: Mapping[str, str] | None = None,
         topic: str = DEVICES,
         poll_interval: float = 0.1,
+        record_key: RecordKey | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.record_key = record_key
         self.options = dict(options or {})
         self.topic = topic
         self.poll_interval = poll_interval
@@ -135,7 +139,9 @@ class DeviceDirectory:
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
-        with CompactedTopicReader(self.bootstrap, self.topic, self.options, name="gateway") as reader:
+        with CompactedTopicReader(
+            self.bootstrap, self.topic, self.options, name="gateway", record_key=self.record_key
+        ) as reader:
             while not self._stop.is_set():
                 try:
                     reader.catch_up(self._apply, math.inf, self._stop.is_set)

@@ -3,6 +3,8 @@
 librdkafka delivers acknowledgements through callbacks served by ``poll()``. A dedicated thread
 polls, and each callback resolves its asyncio future with ``loop.call_soon_threadsafe``, so the
 event loop never blocks on Kafka and thousands of requests can wait for their acks at once.
+With the stack's record key every record is signed (classtrace/signing.py): the worker and the
+sink read only what a classtrace role wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from classtrace.kafka import KafkaError, KafkaException, Message, Producer, make_producer
+from classtrace.signing import RecordKey
 from producers.errors import TransportError
 
 __all__ = ["AsyncPublisher"]
@@ -42,8 +45,10 @@ class AsyncPublisher:
         options: Mapping[str, str] | None = None,
         *,
         delivery_timeout: float = 15.0,
+        record_key: RecordKey | None = None,
         **overrides: Any,
     ) -> None:
+        self.record_key = record_key
         overrides.setdefault("message.timeout.ms", int(delivery_timeout * 1000))
         overrides.setdefault("linger.ms", 2)  # a request waits for its own ack: keep linger short
         self._producer: Producer | _Closed = make_producer(bootstrap, options, **overrides)
@@ -81,7 +86,8 @@ class AsyncPublisher:
             loop.call_soon_threadsafe(settle, None if err is None else f"Kafka delivery failed: {err.str()}")
 
         try:
-            self._producer.produce(topic, value, key=key, on_delivery=on_delivery)
+            headers = self.record_key.headers(topic, key, value) if self.record_key else None
+            self._producer.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
         except BufferError:
             settle("Kafka producer queue is full")
         except KafkaException as exc:

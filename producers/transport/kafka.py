@@ -3,7 +3,9 @@
 The producer comes from the Kafka seam (:mod:`classtrace.kafka`: idempotent, acks=all, lz4), so a
 delivered record is in every in-sync replica. A record whose delivery fails or times out is
 reported failed and stays spooled; if it did land after all, its events come again with the same
-event_ids, which every consumer deduplicates (docs/DESIGN.md §6).
+event_ids, which every consumer deduplicates (docs/DESIGN.md §6). The SDK is a trusted writer
+of classtrace.events.v1 (docs/DESIGN.md §9): given the stack's record key it signs each record
+(classtrace/signing.py), which the worker and the sink check.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from classtrace.identity import room_key
 from classtrace.kafka import KafkaError, KafkaException, Message, Producer, make_producer
+from classtrace.signing import RecordKey
 from classtrace.topics import EVENTS
 from producers.errors import TransportError
 from producers.transport.base import Delivery, Outbound
@@ -42,9 +45,11 @@ class KafkaTransport:
         *,
         topic: str = EVENTS,
         delivery_timeout: float = 30.0,
+        record_key: RecordKey | None = None,
         **overrides: Any,
     ) -> None:
         self.topic = topic
+        self.record_key = record_key
         self.delivery_timeout = delivery_timeout
         # librdkafka retries inside message.timeout.ms; past it the batch goes back to the spool.
         overrides.setdefault("message.timeout.ms", int(delivery_timeout * 1000))
@@ -76,11 +81,14 @@ class KafkaTransport:
                 else:
                     settle(i, Delivery(TransportError(f"Kafka delivery failed: {err.str()}")))
 
+            key = room_key(record.school_id, record.classroom_id)
+            signed = self.record_key
             try:
                 producer.produce(
                     self.topic,
                     record.payload,
-                    key=room_key(record.school_id, record.classroom_id),
+                    key=key,
+                    headers=signed.headers(self.topic, key, record.payload) if signed else None,
                     on_delivery=on_delivery,
                 )
             except BufferError:

@@ -36,10 +36,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from classtrace.cli.common import resolve_bootstrap
+    from classtrace.cli.stack import record_key
     from readers.dashboard.app import build_app
 
     bootstrap = resolve_bootstrap(settings)
-    app = build_app(bootstrap, settings.kafka_options)
+    app = build_app(bootstrap, settings.kafka_options, record_key=record_key(settings))
     logger.info("dashboard on http://%s:%d/ bootstrap=%s", args.host, args.port, bootstrap)
     # SSE streams end when the service stops; a short grace keeps Ctrl-C snappy.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)

@@ -39,6 +39,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Do the action; 0 on success, 1 when revoking an unknown viewer."""
+    from classtrace.cli.stack import record_key
     from readers.dashboard.viewers import add_viewer, list_viewers, revoke_viewer
 
     bootstrap = resolve_bootstrap(settings)
@@ -46,14 +47,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # The data dir copy lets a restarted embedded stack restore the registry (Tansu forgets it).
     embedded = not settings.kafka_bootstrap or read_runtime(settings.data_dir) is not None
     keep = settings.data_dir if embedded else None
+    signed = record_key(settings)
     if args.action == "add":
-        viewer, token = add_viewer(bootstrap, options, args.school, args.label, keep)
+        viewer, token = add_viewer(bootstrap, options, args.school, args.label, keep, record_key=signed)
         scope = f"school {viewer.school_id}" if viewer.school_id else "all schools"
         print(f"viewer {viewer.viewer_id} added ({scope}); the token is shown only once", file=sys.stderr)
         print(token)
         return 0
     if args.action == "list":
-        viewers = list_viewers(bootstrap, options)
+        viewers = list_viewers(bootstrap, options, record_key=signed)
         if args.format == "json":
             for v in viewers:
                 row = {k: getattr(v, k) for k in ("viewer_id", "school_id", "label", "created_at", "revoked")}
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             status = "revoked" if v.revoked else "active"
             print(f"{v.viewer_id:<16} {v.school_id or '(all)':<16} {v.created_at:<26} {status:<8} {v.label}")
         return 0
-    revoked = revoke_viewer(bootstrap, options, args.viewer_id, keep)
+    revoked = revoke_viewer(bootstrap, options, args.viewer_id, keep, record_key=signed)
     if revoked is None:
         print(f"classtrace viewers: no viewer {args.viewer_id!r}", file=sys.stderr)
         return 1

@@ -42,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 
 from classtrace.access import AccessLog, AccessRecord, AccessRecorder
 from classtrace.authlimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW, FailureLimiter
+from classtrace.signing import RecordKey
 from classtrace.topics import ACCESS, METRICS, VIEWERS
 from readers.dashboard.auth import admit, client_address
 from readers.dashboard.feed import TopicTail, metrics_handler
@@ -93,8 +94,11 @@ class LiveService:
         access_log: AccessRecorder | None = None,
         auth_max_failures: int = DEFAULT_MAX_FAILURES,
         auth_window: float = DEFAULT_WINDOW,
+        record_key: RecordKey | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.record_key = record_key
+        """Viewer registrations and metrics not signed with it are ignored (classtrace/signing.py)."""
         self.options = dict(options or {})
         self.metrics_topic = metrics_topic
         self.viewers_topic = viewers_topic
@@ -120,9 +124,16 @@ class LiveService:
             self.access_log = self._own_access_log = AccessLog(
                 self.bootstrap, self.options, self.access_topic
             )
-        self.registry.follow(self.bootstrap, self.options, self.viewers_topic)
+        self.registry.follow(self.bootstrap, self.options, self.viewers_topic, record_key=self.record_key)
         handle = metrics_handler(self.state)
-        self._feed = TopicTail(self.bootstrap, self.metrics_topic, handle, self.options, name="metrics")
+        self._feed = TopicTail(
+            self.bootstrap,
+            self.metrics_topic,
+            handle,
+            self.options,
+            name="metrics",
+            record_key=self.record_key,
+        )
         self._feed.start()
 
     def stop(self) -> None:

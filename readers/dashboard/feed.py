@@ -4,7 +4,8 @@ Both the live classroom state (``classtrace.metrics.v1``) and the viewer registr
 (``classtrace.viewers.v1``) are rebuilt by reading their topic from offset 0 at start — a
 restarted dashboard has no state of its own. Partitions are taken with ``assign()``, never a
 consumer group: no ~3 s group join on Tansu, no offsets committed, and every dashboard replica
-sees every record.
+sees every record. With the stack's record key, a record not signed with it (classtrace/signing.py)
+is logged and skipped: a forged viewer registration grants nothing, forged metrics show nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from prometheus_client import Counter
 
 from classtrace.kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition, make_consumer
+from classtrace.signing import RecordKey
 from classtrace.v1 import pipeline_pb2
 from readers.dashboard.state import LiveState
 
@@ -28,6 +30,11 @@ logger = logging.getLogger(__name__)
 RECORDS = Counter("classtrace_dashboard_records", "Records the dashboard applied", ["topic"])
 RECORD_ERRORS = Counter(
     "classtrace_dashboard_record_errors", "Records the dashboard could not apply", ["topic"]
+)
+RECORDS_UNSIGNED = Counter(
+    "classtrace_dashboard_records_unsigned",
+    "Records the dashboard ignored: not signed with the stack's record key",
+    ["topic"],
 )
 
 
@@ -45,8 +52,10 @@ class TopicTail:
         handle: Callable[[Message], None],
         options: Mapping[str, str] | None = None,
         name: str = "tail",
+        record_key: RecordKey | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.record_key = record_key
         self.topic = topic
         self.handle = handle
         self.options = dict(options or {})
@@ -93,6 +102,8 @@ class TopicTail:
                     else:
                         logger.warning("consume error topic=%s error=%s", self.topic, error)
                     continue
+                if not self._signed(message):
+                    continue
                 try:
                     self.handle(message)
                     RECORDS.labels(self.topic).inc()
@@ -107,6 +118,23 @@ class TopicTail:
                     )
         finally:
             consumer.close()
+
+    def _signed(self, message: Message) -> bool:
+        """True unless a record key is set and ``message`` is not signed with it (logged, counted)."""
+        if self.record_key is None:
+            return True
+        why = self.record_key.problem(self.topic, message.key(), message.value(), message.headers())
+        if why is None:
+            return True
+        RECORDS_UNSIGNED.labels(self.topic).inc()
+        logger.warning(
+            "record ignored topic=%s partition=%s offset=%s: %s",
+            self.topic,
+            message.partition(),
+            message.offset(),
+            why,
+        )
+        return False
 
     def _assign(self, consumer: Consumer) -> set[int]:
         """Assign every partition from the beginning, waiting for the topic to exist."""

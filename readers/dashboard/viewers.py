@@ -10,6 +10,10 @@ Tansu keeps topics in memory, so the embedded stack also keeps each registration
 ``<data dir>/viewers.jsonl`` (hashes only) and :func:`restore_viewers` re-publishes them at start.
 The one secret kept on disk is the all-schools token ``classtrace up`` prints
 (``<data dir>/dashboard.token``, mode 0600): it must be printable again after a restart.
+
+Given the stack's record key (classtrace/signing.py), registrations are signed when published and
+readers ignore any that is not: on the embedded broker, which has no ACLs, whoever reaches its port
+could otherwise register an all-schools viewer.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from classtrace.errors import BrokerError
 from classtrace.kafka import Message, ensure_topics, make_producer, read_compacted
+from classtrace.signing import RecordKey
 from classtrace.tokens import new_token, token_hash
 from classtrace.topics import VIEWERS, TopicSpec
 from readers.dashboard.feed import TopicTail
@@ -153,9 +158,18 @@ class ViewerRegistry:
             return
         self.put(Viewer.decode(value))
 
-    def follow(self, bootstrap: str, options: Mapping[str, str] | None = None, topic: str = VIEWERS) -> None:
-        """Start tailing ``topic`` from its beginning on a background thread."""
-        self._tail = TopicTail(bootstrap, topic, self._handle, options, name="viewers").start()
+    def follow(
+        self,
+        bootstrap: str,
+        options: Mapping[str, str] | None = None,
+        topic: str = VIEWERS,
+        *,
+        record_key: RecordKey | None = None,
+    ) -> None:
+        """Start tailing ``topic`` from its beginning on a background thread (with ``record_key``,
+        signed registrations only)."""
+        tail = TopicTail(bootstrap, topic, self._handle, options, name="viewers", record_key=record_key)
+        self._tail = tail.start()
         threading.Thread(target=self._mirror_ready, daemon=True).start()
 
     def _mirror_ready(self) -> None:
@@ -173,14 +187,22 @@ class ViewerRegistry:
 
 # -- publishing ----------------------------------------------------------------------------
 def publish_viewers(
-    bootstrap: str, options: Mapping[str, str] | None, viewers: Iterable[Viewer], topic: str = VIEWERS
+    bootstrap: str,
+    options: Mapping[str, str] | None,
+    viewers: Iterable[Viewer],
+    topic: str = VIEWERS,
+    *,
+    record_key: RecordKey | None = None,
 ) -> int:
-    """Write registrations to the registry topic (created if missing); returns how many."""
+    """Write registrations (signed with ``record_key``) to the registry topic (created if
+    missing); returns how many."""
     ensure_topics(bootstrap, 1, options, topics=[_spec(topic)])
     producer = make_producer(bootstrap, options)
     count = 0
     for viewer in viewers:
-        producer.produce(topic, key=viewer.viewer_id.encode(), value=viewer.encode())
+        key, value = viewer.viewer_id.encode(), viewer.encode()
+        headers = record_key.headers(topic, key, value) if record_key else None
+        producer.produce(topic, key=key, value=value, headers=headers)
         producer.poll(0)
         count += 1
     if producer.flush(30) > 0:
@@ -218,6 +240,8 @@ def add_viewer(
     label: str = "",
     data_dir: Path | None = None,
     topic: str = VIEWERS,
+    *,
+    record_key: RecordKey | None = None,
 ) -> tuple[Viewer, str]:
     """Register a new viewer; returns it and its token (shown once: only the hash is kept)."""
     token = _new_token()
@@ -228,7 +252,7 @@ def add_viewer(
         created_at=_now(),
         label=label,
     )
-    publish_viewers(bootstrap, options, [viewer], topic)
+    publish_viewers(bootstrap, options, [viewer], topic, record_key=record_key)
     if data_dir is not None:
         _keep(data_dir, viewer)
     return viewer, token
@@ -240,41 +264,62 @@ def revoke_viewer(
     viewer_id: str,
     data_dir: Path | None = None,
     topic: str = VIEWERS,
+    *,
+    record_key: RecordKey | None = None,
 ) -> Viewer | None:
     """Mark a viewer revoked (its token stops working within ~1 s); None when unknown."""
-    current = {v.viewer_id: v for v in list_viewers(bootstrap, options, topic)}
+    current = {v.viewer_id: v for v in list_viewers(bootstrap, options, topic, record_key=record_key)}
     viewer = current.get(viewer_id)
     if viewer is None:
         return None
     revoked = replace(viewer, revoked=True)
-    publish_viewers(bootstrap, options, [revoked], topic)
+    publish_viewers(bootstrap, options, [revoked], topic, record_key=record_key)
     if data_dir is not None:
         _keep(data_dir, revoked)
     return revoked
 
 
 def list_viewers(
-    bootstrap: str, options: Mapping[str, str] | None = None, topic: str = VIEWERS, timeout: float = 10.0
+    bootstrap: str,
+    options: Mapping[str, str] | None = None,
+    topic: str = VIEWERS,
+    timeout: float = 10.0,
+    *,
+    record_key: RecordKey | None = None,
 ) -> list[Viewer]:
-    """Read the registry topic to its end once; every viewer's latest registration."""
+    """Read the registry topic to its end once; every viewer's latest (signed) registration."""
     ensure_topics(bootstrap, 1, options, topics=[_spec(topic)])
     registry = ViewerRegistry()
-    read_compacted(bootstrap, topic, registry.apply, options, timeout=timeout, name="viewers")
+    read_compacted(
+        bootstrap, topic, registry.apply, options, timeout=timeout, name="viewers", record_key=record_key
+    )
     return registry.viewers()
 
 
 # -- the embedded stack (`classtrace up`) ---------------------------------------------------
-def restore_viewers(data_dir: Path, bootstrap: str, options: Mapping[str, str], topic: str = VIEWERS) -> int:
+def restore_viewers(
+    data_dir: Path,
+    bootstrap: str,
+    options: Mapping[str, str],
+    topic: str = VIEWERS,
+    *,
+    record_key: RecordKey | None = None,
+) -> int:
     """Re-publish the registrations kept in ``data_dir`` (Tansu forgot them); returns how many."""
     kept = kept_viewers(data_dir)
     if kept:
-        publish_viewers(bootstrap, options, kept, topic)
+        publish_viewers(bootstrap, options, kept, topic, record_key=record_key)
         logger.info("restored viewer registrations count=%d", len(kept))
     return len(kept)
 
 
 def ensure_admin_token(
-    data_dir: Path, bootstrap: str, options: Mapping[str, str], topic: str = VIEWERS
+    data_dir: Path,
+    bootstrap: str,
+    options: Mapping[str, str],
+    topic: str = VIEWERS,
+    *,
+    record_key: RecordKey | None = None,
 ) -> str:
     """The all-schools token ``classtrace up`` prints: the one kept in ``data_dir``, else a new one.
 
@@ -284,7 +329,7 @@ def ensure_admin_token(
     path = Path(data_dir) / ADMIN_TOKEN_FILE
     token = _read_or_create_token(path)
     viewer = Viewer(ADMIN_VIEWER_ID, "", token_hash(token), _now(), label="classtrace up")
-    publish_viewers(bootstrap, options, [viewer], topic)
+    publish_viewers(bootstrap, options, [viewer], topic, record_key=record_key)
     return token
 
 

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import start_http_server
 
     from classtrace.cli.common import resolve_bootstrap
+    from classtrace.cli.stack import record_key
     from classtrace.clickhouse import close_quietly, connect
     from classtrace.migrate import apply_migrations
     from sinks.batcher import BatchPolicy
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             database=args.database,
             group=args.group,
             policy=BatchPolicy(max_rows=args.max_rows, max_wait=args.max_wait),
+            record_key=record_key(settings),
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Plan, connect, run; prints where the ground truth is. Exit 1 when events stayed unsent."""
-    from classtrace.cli.stack import region_secret
+    from classtrace.cli.stack import record_key, region_secret
     from classtrace.errors import StackNotRunning
     from classtrace.runtime import read_runtime
     from smart_classroom_agents.outlets import ListOutlet, Outlet
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             sim_dir=data_dir / "simulator",
             registry_dir=data_dir if runtime is not None else None,
             region_secret=secret,
+            record_key=record_key(settings),
         )
     result = run_simulation(plan, outlet, secret, out_root, quiet=args.quiet)
     if args.format == "json":

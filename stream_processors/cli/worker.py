@@ -55,6 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Ensure the topics, then run the worker until SIGINT/SIGTERM; returns the exit code."""
     from faust import Worker
 
+    from classtrace.cli.stack import record_key
     from classtrace.kafka import check_reachable, ensure_topics, make_admin
     from classtrace.topics import EVENTS
     from stream_processors.agents import create_worker_app
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         flush_interval_s=args.flush_interval,
         summary_interval_s=args.summary_interval,
         kafka_options=settings.kafka_options,
+        record_key=record_key(settings),
     )
     app, processor = create_worker_app(config)
     tune_gc()
