@@ -10,9 +10,9 @@ row can land behind the delete. Rows are found by the digest the ledger holds
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from classtrace.erasure import Erasure, Kind, subject_sql
@@ -101,7 +101,7 @@ class ErasureExecutor:
             self.client.command(statement, parameters=params, settings={"mutations_sync": 2})
         row = [
             erasure.erasure_id, erasure.kind, erasure.school_id, erasure.subject,
-            erasure.requested_ms / 1000, time.time(), deleted, blanked,
+            datetime.fromtimestamp(erasure.requested_ms / 1000, UTC), datetime.now(UTC), deleted, blanked,
             [t.table for t in TARGETS[erasure.kind]],
         ]  # fmt: skip
         self.client.insert(
