@@ -12,7 +12,8 @@ GRANT CREATE DATABASE, CREATE TABLE, CREATE VIEW, ALTER, DROP VIEW, INSERT, SELE
 CREATE USER IF NOT EXISTS classtrace_migrator IDENTIFIED WITH sha256_hash BY '${CLASSTRACE_CH_MIGRATOR_SHA256}';
 GRANT classtrace_migrator_role TO classtrace_migrator;
 
--- The sink writes the four tables (events through events_ingest) and nothing else (it reads schema_migrations to check it).
+-- The sink writes the four tables (events through events_ingest) and the erasures audit, and
+-- carries out erasures; nothing else (it reads schema_migrations to check it).
 CREATE ROLE IF NOT EXISTS classtrace_writer_role;
 GRANT INSERT ON classtrace.events TO classtrace_writer_role;
 -- events arrive through the events_ingest landing table (protobuf, parsed by ClickHouse; 0006)
@@ -21,6 +22,10 @@ GRANT INSERT ON classtrace.lesson_summary TO classtrace_writer_role;
 GRANT INSERT ON classtrace.metric_points TO classtrace_writer_role;
 GRANT INSERT ON classtrace.dead_letters TO classtrace_writer_role;
 GRANT SELECT ON classtrace.schema_migrations TO classtrace_writer_role;
+-- Erasures (docs/ERASURE.md): the sink finds the person's rows, deletes or blanks them, and audits.
+GRANT SELECT, ALTER DELETE, ALTER UPDATE ON classtrace.events TO classtrace_writer_role;
+GRANT SELECT, ALTER UPDATE ON classtrace.lesson_summary TO classtrace_writer_role;
+GRANT SELECT, INSERT ON classtrace.erasures TO classtrace_writer_role;
 CREATE USER IF NOT EXISTS classtrace_sink IDENTIFIED WITH sha256_hash BY '${CLASSTRACE_CH_SINK_SHA256}'
     SETTINGS PROFILE 'classtrace_writer';
 GRANT classtrace_writer_role TO classtrace_sink;
