@@ -36,6 +36,7 @@ from classtrace.topics import ACCESS
 
 __all__ = [
     "ACCESS_LOG_COLUMNS",
+    "ACCESS_LOG_TYPES",
     "ACTIONS",
     "ALL_SCHOOLS",
     "OUTCOMES",
@@ -62,10 +63,13 @@ OUTCOMES = ("allowed", "denied", "not_found")
 an unknown room, but the log says what it was); ``not_found``: nothing of that name in scope."""
 ALL_SCHOOLS = "all"
 """The scope of an all-schools viewer and of the command line (which reads every school)."""
-ACCESS_LOG_COLUMNS = (
-    "record_id", "at", "viewer_id", "scope", "school_id", "action", "target", "outcome", "source",
-)  # fmt: skip
-"""Insert columns of ``access_log``, in :meth:`AccessRecord.row` order."""
+ACCESS_LOG_TYPES: dict[str, str] = {
+    "record_id": "String", "at": "DateTime64(3, 'UTC')", "viewer_id": "String", "scope": "String",
+    "school_id": "String", "action": "String", "target": "String", "outcome": "String", "source": "String",
+}  # fmt: skip
+"""Insert columns of ``access_log`` and their types (as clickhouse-connect writes them; migration 0011
+has the LowCardinality ones), in :meth:`AccessRecord.row` order."""
+ACCESS_LOG_COLUMNS = tuple(ACCESS_LOG_TYPES)
 _VERSION = 1
 
 

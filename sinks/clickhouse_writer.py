@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
+from classtrace.access import ACCESS_LOG_TYPES
 from classtrace.clickhouse import engine_dir, local_schema_settings, store_errors
 from classtrace.errors import StoreError
 from classtrace.schema import EVENT_COLUMNS
@@ -73,6 +74,7 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
         "event_id": "String", "topic": "String", "partition": "Int32", "offset": "Int64",
         "school_id": "String", "field": "String", "raw_sha256": "String", "raw_length": "UInt64",
     },
+    "access_log": ACCESS_LOG_TYPES,
 }  # fmt: skip
 """Wire types of the insert columns (LowCardinality sent as String; the server converts)."""
 
