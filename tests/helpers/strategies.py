@@ -9,7 +9,6 @@ payload, pseudonymised students, lesson-scoped ids) that pass ``classtrace.valid
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import strategies as st
@@ -23,9 +22,11 @@ from classtrace.validation import (
     MAX_PRESENT,
     MAX_TEXT,
 )
+from tests.helpers import clock
 
-# A fixed receiver clock (2026-11-23T04:00:00Z) so failures reproduce; pass ``now=`` for others.
-NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC).timestamp()
+# The receiver clock (04:00 UTC yesterday, fixed for the day so failures reproduce) keeps events
+# inside every table's retention when a test stores them; pass ``now=`` for others.
+NOW = clock.NOW.timestamp()
 PAYLOAD_KINDS = ("lesson", "teaching", "observation", "trace", "heartbeat")
 
 DK = pb.DeviceKind

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import clickhouse_connect
@@ -23,11 +23,12 @@ from classtrace.errors import StoreError
 from classtrace.migrate import apply_migrations, quote_identifier
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from tests.fixtures.clickhouse import random_database
+from tests.helpers import clock
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+T0 = clock.YESTERDAY + timedelta(hours=1)  # recent: past rows would be dropped by the tables' TTL
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +156,8 @@ apply_migrations(client)
 client.command(
     "INSERT INTO classtrace.metric_points (window_start, window_end, school_id, classroom_id,"
     " lesson_id, metric, value) VALUES"
-    " ('2026-11-23 01:00:00', '2026-11-23 01:00:10', 's1', 'c1', 'L1', 'attention_rate', 0.5),"
-    " ('2026-11-23 01:00:10', '2026-11-23 01:00:20', 's1', 'c2', 'L2', 'attention_rate', 0.25)"
+    " (now() - 3600, now() - 3590, 's1', 'c1', 'L1', 'attention_rate', 0.5),"
+    " (now() - 3590, now() - 3580, 's1', 'c2', 'L2', 'attention_rate', 0.25)"
 )
 with ChdbHttpServer(client) as server:
     write_runtime(data_dir, Runtime(pid=os.getpid(), kafka_bootstrap="",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -24,10 +24,11 @@ from classtrace.schema import (
     TABLE_COLUMNS,
 )
 from tests.fixtures.clickhouse import random_database
+from tests.helpers import clock
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+T0 = clock.YESTERDAY + timedelta(hours=2)
 _DEFAULTS: dict[str, object] = {"String": "", "UUID": None, "Array(String)": [], "Nullable(Bool)": None}
 
 
@@ -255,7 +256,8 @@ def test_reemitted_metric_point_replaces(ch_db):
 
 
 def test_teacher_portrait_from_hand_made_summaries(ch_db):
-    monday = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Mon 09:00 Asia/Shanghai, ISO week 48
+    monday = clock.MONDAY  # Mon 09:00 Asia/Shanghai
+    next_monday = monday + timedelta(days=7)
     insert_summaries(
         ch_db,
         [
@@ -263,8 +265,8 @@ def test_teacher_portrait_from_hand_made_summaries(ch_db):
             summary_row("L2", "t1", monday + timedelta(days=1), "practice", 0.2, 0.30, 0.6, None),
             summary_row("L3", "t1", monday + timedelta(days=2), "dialogue", 0.5, 0.50, None, 1.0),
             summary_row("L4", "t1", monday + timedelta(days=3), "lecture", 0.9, 0.05, 0.2, 0.2, final=False),
-            # Mon 2026-11-30 07:30 in Shanghai is still Sunday in UTC: it belongs to week 49.
-            summary_row("L5", "t1", datetime(2026, 11, 29, 23, 30, tzinfo=UTC), "mixed", 0.6, 0.2, 0.9, 0.9),
+            # The next Monday 07:30 in Shanghai is still Sunday in UTC: it belongs to the next week.
+            summary_row("L5", "t1", next_monday - timedelta(minutes=90), "mixed", 0.6, 0.2, 0.9, 0.9),
             summary_row("L6", "t2", monday, "lecture", 0.7, 0.1, 0.5, 0.5),
         ],
     )
@@ -272,16 +274,17 @@ def test_teacher_portrait_from_hand_made_summaries(ch_db):
     rows = ch_db.client.query(
         "SELECT teacher_id, iso_year, iso_week, week_start, lessons, avg_st_rt, avg_st_ch, lecture_lessons,"
         " practice_lessons, dialogue_lessons, mixed_lessons, avg_attention, avg_accuracy"
-        " FROM teacher_portrait ORDER BY teacher_id, iso_week"
+        " FROM teacher_portrait ORDER BY teacher_id, week_start"
     ).result_rows
-    week48 = rows[0]
-    assert week48[:5] == ("t1", 2026, 48, monday.date(), 3)
-    assert week48[5] == pytest.approx((0.8 + 0.2 + 0.5) / 3)
-    assert week48[6] == pytest.approx((0.10 + 0.30 + 0.50) / 3)
-    assert week48[7:11] == (1, 1, 1, 0)
-    assert week48[11] == pytest.approx((1.0 + 0.6) / 2)  # NULL attention is skipped, not zero
-    assert week48[12] == pytest.approx((0.5 + 1.0) / 2)
-    assert rows[1][:5] == ("t1", 2026, 49, datetime(2026, 11, 30, tzinfo=UTC).date(), 1)
+    week, later = monday.isocalendar(), next_monday.isocalendar()
+    first = rows[0]
+    assert first[:5] == ("t1", week.year, week.week, monday.date(), 3)
+    assert first[5] == pytest.approx((0.8 + 0.2 + 0.5) / 3)
+    assert first[6] == pytest.approx((0.10 + 0.30 + 0.50) / 3)
+    assert first[7:11] == (1, 1, 1, 0)
+    assert first[11] == pytest.approx((1.0 + 0.6) / 2)  # NULL attention is skipped, not zero
+    assert first[12] == pytest.approx((0.5 + 1.0) / 2)
+    assert rows[1][:5] == ("t1", later.year, later.week, next_monday.date(), 1)
     assert rows[1][10] == 1
-    assert rows[2][:5] == ("t2", 2026, 48, monday.date(), 1)
+    assert rows[2][:5] == ("t2", week.year, week.week, monday.date(), 1)
     assert len(rows) == 3

@@ -6,13 +6,14 @@ give two portraits, each with its own counts and means, never one merged teacher
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.helpers.clock import MONDAY  # Mon 09:00 Asia/Shanghai of a week that is over
 
-MONDAY = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Mon 09:00 Asia/Shanghai, ISO week 48
+pytestmark = pytest.mark.integration
+WEEK = MONDAY.isocalendar().week
 
 
 def _summary(school: str, lesson: str, started: datetime, mode: str, st_rt: float, attention: float | None):
@@ -40,8 +41,8 @@ def test_the_same_teacher_id_at_two_schools_gives_two_portraits(ch_db):
         " avg_attention FROM teacher_portrait ORDER BY school_id"
     ).result_rows
     assert [r[:7] for r in got] == [
-        ("north", "t-01", 48, 2, pytest.approx(0.85), 2, 0),
-        ("south", "t-01", 48, 1, pytest.approx(0.2), 0, 1),
+        ("north", "t-01", WEEK, 2, pytest.approx(0.85), 2, 0),
+        ("south", "t-01", WEEK, 1, pytest.approx(0.2), 0, 1),
     ]
     assert got[0][7] == pytest.approx(0.8) and got[1][7] == pytest.approx(0.4)
 
