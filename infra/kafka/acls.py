@@ -33,10 +33,10 @@ SCRIPT = ROOT / "infra" / "kafka" / "kafka-acls.sh"
 K8S_MANIFEST = ROOT / "infra" / "k8s" / "kafka-acls.yaml"
 
 try:
-    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
+    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, ERASURES, EVENTS, METRICS, VIEWERS
 except ImportError:  # run as a script from a checkout without the package installed
     sys.path.insert(0, str(ROOT))
-    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
+    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, ERASURES, EVENTS, METRICS, VIEWERS
 
 __all__ = [
     "PRINCIPALS",
@@ -173,6 +173,12 @@ PRINCIPALS: tuple[Principal, ...] = (
                 pattern=Pattern.PREFIXED,
             ),
             _group(WORKER_APP_ID, "the Faust app's consumer group"),
+            _topic(ERASURES, Op.READ, why="the erasure ledger: anonymises lesson state (docs/ERASURE.md)"),
+            _group(
+                f"classtrace-{WORKER_APP_ID}-erasures-",
+                "ErasureFollower: a random group id, assign() only, never joined",
+                Pattern.PREFIXED,
+            ),
         ),
         "Faust worker",
     ),
@@ -186,6 +192,14 @@ PRINCIPALS: tuple[Principal, ...] = (
             _topic(DEADLETTER, Op.READ, why="rows of dead_letters"),
             _topic(ACCESS, Op.READ, why="rows of access_log"),
             _group(SINK_GROUP, "the sink's consumer group (--group)"),
+            _topic(
+                ERASURES, Op.READ, why="the erasure ledger: the sink deletes and audits (docs/ERASURE.md)"
+            ),
+            _group(
+                f"classtrace-{SINK_GROUP}-erasures-",
+                "ErasureFollower: a random group id, assign() only, never joined",
+                Pattern.PREFIXED,
+            ),
         ),
         "ClickHouse sink (its own dead letters go to ClickHouse, not to Kafka)",
     ),
@@ -213,6 +227,7 @@ PRINCIPALS: tuple[Principal, ...] = (
             _topic(DEVICES, Op.READ, Op.WRITE, Op.CREATE, why="classtrace devices add/list/revoke"),
             _topic(VIEWERS, Op.READ, Op.WRITE, Op.CREATE, why="classtrace viewers add/list/revoke"),
             _topic(ACCESS, Op.WRITE, why="access records of classtrace query and classtrace report"),
+            _topic(ERASURES, Op.WRITE, Op.CREATE, why="classtrace erase appends to the erasure ledger"),
             _group(
                 "classtrace-devices-",
                 "read_compacted(name='devices'): random group id, never joined",

@@ -67,6 +67,10 @@ acls --add --allow-principal User:classtrace-worker --operation Write --topic cl
 acls --add --allow-principal User:classtrace-worker --operation Read --operation Write --operation Create --topic classtrace-worker- --resource-pattern-type prefixed
 #   the Faust app's consumer group
 acls --add --allow-principal User:classtrace-worker --operation Read --group classtrace-worker --resource-pattern-type literal
+#   the erasure ledger: anonymises lesson state (docs/ERASURE.md)
+acls --add --allow-principal User:classtrace-worker --operation Read --topic classtrace.erasures.v1 --resource-pattern-type literal
+#   ErasureFollower: a random group id, assign() only, never joined
+acls --add --allow-principal User:classtrace-worker --operation Read --group classtrace-classtrace-worker-erasures- --resource-pattern-type prefixed
 # classtrace-sink: ClickHouse sink (its own dead letters go to ClickHouse, not to Kafka)
 #   rows of events
 acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.events.v1 --resource-pattern-type literal
@@ -78,6 +82,10 @@ acls --add --allow-principal User:classtrace-sink --operation Read --topic class
 acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.access.v1 --resource-pattern-type literal
 #   the sink's consumer group (--group)
 acls --add --allow-principal User:classtrace-sink --operation Read --group classtrace-sink --resource-pattern-type literal
+#   the erasure ledger: the sink deletes and audits (docs/ERASURE.md)
+acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.erasures.v1 --resource-pattern-type literal
+#   ErasureFollower: a random group id, assign() only, never joined
+acls --add --allow-principal User:classtrace-sink --operation Read --group classtrace-classtrace-sink-erasures- --resource-pattern-type prefixed
 # classtrace-dashboard: live dashboard
 #   live cards
 acls --add --allow-principal User:classtrace-dashboard --operation Read --topic classtrace.metrics.v1 --resource-pattern-type literal
@@ -94,6 +102,8 @@ acls --add --allow-principal User:classtrace-cli --operation Read --operation Wr
 acls --add --allow-principal User:classtrace-cli --operation Read --operation Write --operation Create --topic classtrace.viewers.v1 --resource-pattern-type literal
 #   access records of classtrace query and classtrace report
 acls --add --allow-principal User:classtrace-cli --operation Write --topic classtrace.access.v1 --resource-pattern-type literal
+#   classtrace erase appends to the erasure ledger
+acls --add --allow-principal User:classtrace-cli --operation Write --operation Create --topic classtrace.erasures.v1 --resource-pattern-type literal
 #   read_compacted(name='devices'): random group id, never joined
 acls --add --allow-principal User:classtrace-cli --operation Read --group classtrace-devices- --resource-pattern-type prefixed
 #   read_compacted(name='viewers'): random group id, never joined

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, EVENTS, METRICS, VIEWERS
+from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, ERASURES, EVENTS, METRICS, VIEWERS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -64,6 +64,9 @@ MATRIX: dict[tuple[str, Any], set[str]] = {
     (VIEWERS, CREATE): {CLI},
     (ACCESS, WRITE): {GATEWAY, DASHBOARD, CLI},
     (ACCESS, READ): {SINK},
+    (ERASURES, WRITE): {CLI},
+    (ERASURES, CREATE): {CLI},
+    (ERASURES, READ): {WORKER, SINK},
 }
 TOPICS = [spec.name for spec in ALL_TOPICS]
 
