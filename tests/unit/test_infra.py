@@ -29,9 +29,11 @@ ROLES = ("gateway", "worker", "sink", "dashboard", "migrate")
 COMMON_ENV = {
     "CLASSTRACE_KAFKA_BOOTSTRAP",
     "CLASSTRACE_PARTITIONS",
-    "CLASSTRACE_PSEUDONYM_KEY",
     "CLASSTRACE_DATA_DIR",
 }
+# Key material no server role holds (docs/KEYS.md): events arrive pseudonymised; the region secret
+# stays offline with device provisioning, and the single pseudonym key is retired.
+KEY_MATERIAL = ("CLASSTRACE_PSEUDONYM_KEY", "CLASSTRACE_REGION_SECRET")
 CLICKHOUSE_ROLES = {"sink": "sink_writer", "dashboard": "analyst", "migrate": None}
 HTTP_ROLES = {"gateway": 8080, "dashboard": 8081}
 SECRET_WORDS = ("PASSWORD", "PSEUDONYM_KEY", "SECRET", "TOKEN")
@@ -199,7 +201,6 @@ def test_k8s_deploys_role_with_design_env(role):
     env = _k8s_env(container)
     assert set(env) >= COMMON_ENV, COMMON_ENV - set(env)
     assert "CLASSTRACE_KAFKA_SECURITY_PROTOCOL" in env
-    assert env["CLASSTRACE_PSEUDONYM_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "classtrace-secrets"
     if role in CLICKHOUSE_ROLES:
         url = env["CLASSTRACE_CLICKHOUSE_URL"]["value"]
         match = URL_PASSWORD.match(url)
@@ -237,6 +238,34 @@ def test_k8s_has_no_literal_secrets():
     assert not any(
         any(word in key for word in SECRET_WORDS) for doc in _kind("ConfigMap") for key in doc["data"]
     ), "secrets belong in the Secret, not the ConfigMap"
+
+
+def _key_material(names: Any) -> set[str]:
+    return {str(name) for name in names if any(key in str(name) for key in KEY_MATERIAL)}
+
+
+def test_compose_gives_no_service_key_material(compose):
+    for name, service in compose["services"].items():
+        env = _compose_env(service)
+        assert not _key_material(env), f"compose service {name} holds {_key_material(env)}"
+        assert not _key_material(env.values()), f"compose service {name} passes key material on"
+    example = (INFRA / ".env.example").read_text(encoding="utf-8").splitlines()
+    assert not _key_material(line.split("=", 1)[0] for line in example if "=" in line and line[0] != "#")
+
+
+def test_k8s_gives_no_workload_key_material():
+    pods = _k8s_workloads()
+    assert set(ROLES) <= set(pods)
+    for role, pod in pods.items():
+        for container in _containers(pod):
+            env = _k8s_env(container)
+            assert not _key_material(env), f"{role}/{container['name']} holds {_key_material(env)}"
+            refs = [item["valueFrom"]["secretKeyRef"]["key"] for item in env.values() if "valueFrom" in item
+                    and "secretKeyRef" in item["valueFrom"]]  # fmt: skip
+            assert not _key_material(refs), f"{role}/{container['name']} reads {_key_material(refs)}"
+    for secret in _kind("Secret"):
+        keys = {**secret.get("stringData", {}), **secret.get("data", {})}
+        assert not _key_material(keys), f"Secret/{secret['metadata']['name']} holds {_key_material(keys)}"
 
 
 def test_compose_and_k8s_agree_on_partitions(compose):
