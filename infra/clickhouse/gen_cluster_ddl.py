@@ -12,8 +12,12 @@ here from the same files, so the two can never drift apart:
   ``FINAL`` through the Distributed table is exact.
 * ``non_replicated_deduplication_window`` is dropped: replicated tables deduplicate inserts by
   ``insert_deduplication_token`` by default.
-* ``ALTER TABLE db.t`` goes to ``db.t_local ON CLUSTER``; views get ``ON CLUSTER`` and keep reading
-  the Distributed tables.
+* ``ALTER TABLE db.t`` goes to ``db.t_local ON CLUSTER``. Its column commands (``ADD``, ``MODIFY``,
+  ``DROP``, ``RENAME``, ``COMMENT COLUMN``) also go to the Distributed ``db.t ON CLUSTER``, which
+  otherwise keeps the columns it was created with and drops the new ones on insert and read
+  (migration 0009); the rest (``ORDER BY``, ``TTL``, constraints, settings) is storage and stays
+  local. Drops reach the Distributed table first, additions after the local tables have them.
+  Views get ``ON CLUSTER`` and keep reading the Distributed tables.
 * A ``Null`` table (a landing shape that stores nothing, e.g. ``events_ingest``) is created
   ``ON CLUSTER`` as it is: on every node, its materialised view writes into the Distributed
   table, which shards the rows, so a writer may insert into it on any node.
@@ -44,6 +48,8 @@ _ALTER = re.compile(r"^ALTER TABLE \$\{db\}\.(\w+)\s")
 _VIEW = re.compile(r"^CREATE (OR REPLACE )?(MATERIALIZED )?VIEW (IF NOT EXISTS )?\$\{db\}\.(\w+)")
 _NULL_ENGINE = re.compile(r"\nENGINE\s*=\s*Null\b")
 _NON_REPLICATED = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+")
+_COLUMN_COMMAND = re.compile(r"^(ADD|MODIFY|DROP|RENAME|COMMENT)\s+COLUMN\b")
+_DROP_COLUMN = re.compile(r"^DROP\s+COLUMN\b")
 
 
 def _engine(statement: str, table: str) -> str:
@@ -63,6 +69,51 @@ def _drop_dedup_window(statement: str) -> str:
 
 
 _LEADING_COMMENTS = re.compile(r"^(\s*--[^\n]*\n)+")
+
+
+def split_commands(commands: str) -> list[str]:
+    """An ALTER's commands, split at the commas outside quotes and parentheses; comments dropped."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote, i = 0, "", 0
+    while i < len(commands):
+        char = commands[i]
+        if not quote and commands.startswith("--", i):
+            i = len(commands) if (end := commands.find("\n", i)) < 0 else end
+            continue  # a comment may hold quotes and commas of its own
+        if quote and char == "\\":
+            current.append(commands[i : i + 2])  # an escaped character cannot close the quote
+            i += 2
+            continue
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'`\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            i += 1
+            continue
+        current.append(char)
+        i += 1
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
+def _alter(table: str, commands: str) -> list[str]:
+    """The local ALTER, and the Distributed table's share of its column commands."""
+    local = f"ALTER TABLE ${{db}}.{table}_local ON CLUSTER {CLUSTER} {commands}"
+    columns = [c for c in split_commands(commands) if _COLUMN_COMMAND.match(c)]
+    drops = [c for c in columns if _DROP_COLUMN.match(c)]
+    others = [c for c in columns if not _DROP_COLUMN.match(c)]
+    head = f"ALTER TABLE ${{db}}.{table} ON CLUSTER {CLUSTER} "
+    before = [head + ",\n    ".join(drops)] if drops else []
+    after = [head + ",\n    ".join(others)] if others else []
+    return [*before, local, *after]
 
 
 def convert(statement: str) -> list[str]:
@@ -86,7 +137,7 @@ def convert(statement: str) -> list[str]:
         table = match.group(1)
         if "MODIFY SETTING non_replicated_deduplication_window" in statement:
             return []  # replicated tables deduplicate by default
-        return [statement.replace(f"${{db}}.{table} ", f"${{db}}.{table}_local ON CLUSTER {CLUSTER} ", 1)]
+        return _alter(table, statement[match.end() :])
     if match := _VIEW.match(statement):
         name = match.group(4)
         return [statement.replace(f"${{db}}.{name}", f"${{db}}.{name} ON CLUSTER {CLUSTER}", 1)]

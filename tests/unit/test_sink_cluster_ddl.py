@@ -41,6 +41,56 @@ def test_every_table_is_replicated_and_distributed():
     )
 
 
+_ALTER = re.compile(r"^ALTER TABLE \$\{db\}\.(\w+) ON CLUSTER '\{cluster\}' (.*)$", re.S)
+_COLUMN_COMMAND = re.compile(r"^(ADD|MODIFY|DROP|RENAME|COMMENT) COLUMN ")
+
+
+def _alters() -> list[tuple[str, list[str]]]:
+    """(target table, commands) of every generated ALTER; the migrations write one command a line."""
+    alters = []
+    for text in gen.generate().values():
+        for statement in text.split(";\n"):
+            body = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
+            if match := _ALTER.match(body.rstrip(";")):
+                alters.append((match.group(1), [c.strip() for c in match.group(2).split(",\n")]))
+    return alters
+
+
+def test_every_column_change_of_a_local_table_reaches_its_distributed_table():
+    """A column added to t_local only is missing through the Distributed t (0009's dead_letters)."""
+    local: dict[str, list[str]] = {}
+    distributed: dict[str, list[str]] = {}
+    for table, commands in _alters():
+        if table.endswith("_local"):
+            columns = [c for c in commands if _COLUMN_COMMAND.match(c)]
+            local.setdefault(table.removesuffix("_local"), []).extend(columns)
+        else:
+            assert all(_COLUMN_COMMAND.match(c) for c in commands), f"{table}: storage change on Distributed"
+            distributed.setdefault(table, []).extend(commands)
+    added = [c for c in local["dead_letters"] if c.startswith("ADD COLUMN IF NOT EXISTS raw_sha256 String")]
+    assert added, "migration 0009 adds dead_letters.raw_sha256"
+    assert set(distributed) <= set(local)
+    for table, columns in local.items():
+        assert sorted(distributed.get(table, [])) == sorted(columns), table
+
+
+def test_an_alter_reaches_the_distributed_table_in_a_safe_order():
+    """Drops leave the Distributed table before the local ones; additions reach it after them."""
+    column = "ADD COLUMN IF NOT EXISTS a Map(String, UInt8) COMMENT 'x, y''s (z'"  # no split inside
+    statements = gen.convert(
+        f"ALTER TABLE ${{db}}.t {column},\n    DROP COLUMN IF EXISTS b,\n    MODIFY ORDER BY (k, a),\n"
+        "    MODIFY TTL toDateTime(k) + 1"
+    )
+    drop, local, add = statements
+    assert drop == "ALTER TABLE ${db}.t ON CLUSTER '{cluster}' DROP COLUMN IF EXISTS b"
+    assert local.startswith(f"ALTER TABLE ${{db}}.t_local ON CLUSTER '{{cluster}}' {column}")
+    assert local.endswith("MODIFY TTL toDateTime(k) + 1")
+    assert add == f"ALTER TABLE ${{db}}.t ON CLUSTER '{{cluster}}' {column}"
+    assert gen.convert("ALTER TABLE ${db}.t MODIFY TTL toDateTime(k) + 1") == [
+        "ALTER TABLE ${db}.t_local ON CLUSTER '{cluster}' MODIFY TTL toDateTime(k) + 1"
+    ]
+
+
 @pytest.mark.integration
 def test_generated_statements_parse(ch_db):
     # Keeper is not there to create replicated tables, but the parser checks every statement.

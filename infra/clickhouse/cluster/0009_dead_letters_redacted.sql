@@ -5,6 +5,14 @@ ALTER TABLE ${db}.dead_letters_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EX
     ADD COLUMN IF NOT EXISTS raw_length UInt64 COMMENT 'Length in bytes of the rejected bytes',
     MODIFY ORDER BY (received_at, source, event_id, topic, partition, offset, cityHash64(raw), raw_sha256);
 
+ALTER TABLE ${db}.dead_letters ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS field String COMMENT 'Dotted field path of the broken rule, e.g. trace.student_id; empty when not about a field',
+    ADD COLUMN IF NOT EXISTS raw_sha256 String COMMENT 'Hex SHA-256 of the rejected bytes (student_id replaced first); empty on rows before 0009',
+    ADD COLUMN IF NOT EXISTS raw_length UInt64 COMMENT 'Length in bytes of the rejected bytes';
+
 ALTER TABLE ${db}.dead_letters_local ON CLUSTER '{cluster}' COMMENT COLUMN raw 'Empty unless CLASSTRACE_DEADLETTER_KEEP_RAW: the rejected event (student_id replaced) or record',
+    COMMENT COLUMN error 'The broken rule or failure, never a text value of the rejected event',
+    COMMENT COLUMN event_id 'event_id when it is a canonical UUID, else empty';
+
+ALTER TABLE ${db}.dead_letters ON CLUSTER '{cluster}' COMMENT COLUMN raw 'Empty unless CLASSTRACE_DEADLETTER_KEEP_RAW: the rejected event (student_id replaced) or record',
     COMMENT COLUMN error 'The broken rule or failure, never a text value of the rejected event',
     COMMENT COLUMN event_id 'event_id when it is a canonical UUID, else empty';
