@@ -13,7 +13,7 @@ joining with ``/`` is unambiguous and :func:`split_room` inverts :func:`room_key
 
 from __future__ import annotations
 
-__all__ = ["SEPARATOR", "room_key", "split_room"]
+__all__ = ["SEPARATOR", "device_key", "room_key", "split_room"]
 
 SEPARATOR = "/"
 
@@ -21,6 +21,14 @@ SEPARATOR = "/"
 def room_key(school_id: str, classroom_id: str) -> str:
     """The key of a classroom: the Kafka record key of its events and metrics, and its state key."""
     return f"{school_id}{SEPARATOR}{classroom_id}"
+
+
+def device_key(school_id: str, device_id: str) -> str:
+    """The key of a device: the device registry's record key, and how a token is found for it.
+
+    Device ids, like room numbers, are only unique within a school.
+    """
+    return f"{school_id}{SEPARATOR}{device_id}"
 
 
 def split_room(key: str) -> tuple[str, str]:

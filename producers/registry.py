@@ -33,6 +33,7 @@ from google.protobuf import json_format
 
 from classtrace.codec import set_ts_now
 from classtrace.errors import BrokerError, ValidationError
+from classtrace.identity import device_key
 from classtrace.kafka import KafkaError, Producer, make_producer, read_compacted
 from classtrace.signing import RecordKey
 from classtrace.tokens import new_token, token_hash
@@ -62,9 +63,9 @@ _ID = re.compile(ID_PATTERN).fullmatch
 
 
 def registry_key(school_id: str, device_id: str) -> str:
-    """The topic key of a device: ``school/device`` (ids never contain ``/``, so it is unambiguous;
-    device ids like ``cam-01`` repeat across schools)."""
-    return f"{school_id}/{device_id}"
+    """The topic key of a device: :func:`classtrace.identity.device_key` (``school/device``; device
+    ids like ``cam-01`` repeat across schools)."""
+    return device_key(school_id, device_id)
 
 
 def parse_kind(text: str) -> pb.DeviceKind.ValueType:

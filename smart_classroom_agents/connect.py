@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from classtrace.identity import device_key
 from classtrace.signing import RecordKey
 from producers.registry import register_devices
 from producers.transport.http import HttpTransport
@@ -55,7 +56,7 @@ def device_tokens(
     registry_dir: Path | None,
     record_key: RecordKey | None = None,
 ) -> dict[str, str]:
-    """device_id → token for every device of ``rooms``, registering the ones not known yet.
+    """``school_id/device_id`` → token for every device of ``rooms``, registering the ones not known yet.
 
     ``registry_dir`` is the embedded stack's data dir (its durable registry copy), None on a
     production Kafka where the topic is the record.
@@ -66,11 +67,11 @@ def device_tokens(
         (device.school_id, device.classroom_id, device.device_id, device.kind)
         for room in rooms
         for device in classroom_devices(room).all()
-        if device.device_id not in tokens
+        if device_key(device.school_id, device.device_id) not in tokens
     ]
     registered = register_devices(bootstrap, options, wanted, data_dir=registry_dir, record_key=record_key)
     for token, reg in registered:
-        tokens[reg.device_id] = token
+        tokens[device_key(reg.school_id, reg.device_id)] = token
     added = len(registered)
     if added:
         _store(path, tokens)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from classtrace.identity import room_key
 from classtrace.v1 import events_pb2 as pb
 
 __all__ = ["GroundTruth", "LessonTruth", "compare_lesson", "teaching_mode"]
@@ -122,7 +123,7 @@ class GroundTruth:
         payload = event.WhichOneof("payload") or "none"
         self.by_payload[payload] += 1
         self.by_device_kind[pb.DeviceKind.Name(event.device_kind)] += 1
-        self.by_classroom[event.classroom_id] += 1
+        self.by_classroom[room_key(event.school_id, event.classroom_id)] += 1
         if event.lesson_id:
             self._add_to_lesson(event, payload)
 

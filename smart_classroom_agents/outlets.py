@@ -81,23 +81,25 @@ class EdgeOutlet:
         self.spool_dir = spool_dir
         self._region_secret = region_secret
         self.durable = durable
-        self._producers: dict[str, EdgeProducer] = {}
+        self._producers: dict[tuple[str, str], EdgeProducer] = {}  # (school_id, classroom_id)
         spool_dir.mkdir(parents=True, exist_ok=True)
 
     def _producer(self, room: Classroom) -> EdgeProducer:
-        edge = self._producers.get(room.classroom_id)
+        key = (room.school_id, room.classroom_id)
+        edge = self._producers.get(key)
         if edge is None:
+            (self.spool_dir / room.school_id).mkdir(exist_ok=True)
             edge = EdgeProducer(
                 room.school_id,
                 room.classroom_id,
                 self.transport,
-                spool=self.spool_dir / f"{room.classroom_id}.db",
+                spool=self.spool_dir / room.school_id / f"{room.classroom_id}.db",
                 pseudonym_key=school_pseudonym_key(self._region_secret, room.school_id),
                 durable=self.durable,
                 background=False,
                 owns_transport=False,
             )
-            self._producers[room.classroom_id] = edge
+            self._producers[key] = edge
         return edge
 
     def send(self, room: Classroom, events: Sequence[pb.Event]) -> None:

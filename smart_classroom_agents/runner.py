@@ -44,6 +44,8 @@ class SimulationPlan:
     speed: float = 10.0
     lesson_minutes: float = 40.0
     break_minutes: float = 10.0
+    shared_room_numbers: bool = False
+    """Room ids repeat across schools (``room-01`` in each): the (school, classroom) identity."""
 
     def __post_init__(self) -> None:
         if self.classrooms < 1 or self.lessons < 1:
@@ -77,6 +79,7 @@ def plan_classrooms(plan: SimulationPlan, now_ms: int) -> tuple[int, list[Classr
         0,
         lesson_minutes=plan.lesson_minutes,
         break_minutes=plan.break_minutes,
+        shared_room_numbers=plan.shared_room_numbers,
     )
     span = max(room.end_ms for room in probe) + 60_000
     start = anchor_start_ms(now_ms, span, plan.speed)
@@ -87,6 +90,7 @@ def plan_classrooms(plan: SimulationPlan, now_ms: int) -> tuple[int, list[Classr
         start,
         lesson_minutes=plan.lesson_minutes,
         break_minutes=plan.break_minutes,
+        shared_room_numbers=plan.shared_room_numbers,
     )
     return start, rooms
 
@@ -97,10 +101,16 @@ def _merged(
     # Each classroom's devices hold only their school's key, as provisioned ones would.
     keys = {room.school_id: school_pseudonym_key(region_secret, room.school_id) for room in rooms}
     streams = [
-        ((emit, i, ev) for emit, ev in classroom_stream(room, seed, keys[room.school_id], salt))
-        for i, room in enumerate(rooms)
+        _indexed(i, classroom_stream(room, seed, keys[room.school_id], salt)) for i, room in enumerate(rooms)
     ]
     return heapq.merge(*streams, key=lambda item: item[0])
+
+
+def _indexed(i: int, stream: Iterator[tuple[int, pb.Event]]) -> Iterator[tuple[int, int, pb.Event]]:
+    """Tag one classroom's events with its index (a function, so each stream keeps its own ``i``:
+    a generator expression here would read ``i`` late, and every event would go to the last room)."""
+    for emit, event in stream:
+        yield emit, i, event
 
 
 def run_simulation(

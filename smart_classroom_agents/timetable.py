@@ -64,11 +64,14 @@ def build_timetable(
     lesson_minutes: float = 40.0,
     break_minutes: float = 10.0,
     run_tag: str = "",
+    shared_room_numbers: bool = False,
 ) -> list[Classroom]:
     """``classrooms`` classrooms with ``lessons`` lessons each, the first starting at ``start_ms``.
 
     Lesson lengths get up to 20 s of jitter so lesson ends do not fall on S-T sample instants;
     ``run_tag`` (default: derived from ``start_ms``) keeps lesson ids of two runs distinct.
+    ``shared_room_numbers`` names rooms ``room-01`` … in every school, as real schools do, so
+    classroom ids repeat across schools (lesson ids stay distinct: they start with the school).
     """
     if lesson_minutes < 3:
         raise ValueError("lessons must last at least 3 minutes (6 S-T samples) to have a mode")
@@ -77,7 +80,8 @@ def build_timetable(
     for c in range(classrooms):
         rng = random.Random(f"timetable:{seed}:{c}")
         school_id = f"sch-{c // CLASSROOMS_PER_SCHOOL + 1:03d}"
-        classroom_id = f"{school_id}-room-{c % CLASSROOMS_PER_SCHOOL + 1:02d}"
+        room = f"room-{c % CLASSROOMS_PER_SCHOOL + 1:02d}"
+        classroom_id = room if shared_room_numbers else f"{school_id}-{room}"
         enrolled = rng.randint(30, 48)
         grade = rng.choice(GRADES)
         items: list[Lesson] = []
@@ -87,7 +91,7 @@ def build_timetable(
             style = STYLES[(c + n) % len(STYLES)]
             items.append(
                 Lesson(
-                    lesson_id=f"{classroom_id}-{tag}-{n + 1:02d}",
+                    lesson_id=f"{school_id}-{room}-{tag}-{n + 1:02d}",
                     teacher_id=f"tch-{c // CLASSROOMS_PER_SCHOOL + 1:03d}-{rng.randint(1, 30):02d}",
                     subject=rng.choice(SUBJECTS),
                     grade=grade,

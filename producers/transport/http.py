@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import httpx
 import orjson
 
+from classtrace.identity import device_key
 from producers.errors import RejectedBatch, TransportError
 from producers.transport.base import Delivery, Outbound
 
@@ -30,8 +31,10 @@ _FATAL = frozenset({400, 413, 415})
 class HttpTransport:
     """POST spooled batches to a gateway at ``base_url`` (``http://host:8080``).
 
-    ``tokens`` maps device_id → bearer token (or is a function of device_id), since a gateway
-    token binds one device.
+    ``tokens`` maps a device to its bearer token, since a gateway token binds one device: by
+    :func:`~classtrace.identity.device_key` (``school_id/device_id``, for a transport shared by
+    several schools' devices, whose ids may repeat) or by device_id alone; or it is a function of
+    ``(school_id, device_id)``.
     """
 
     per_device = True
@@ -40,13 +43,13 @@ class HttpTransport:
     def __init__(
         self,
         base_url: str,
-        tokens: Mapping[str, str] | Callable[[str], str],
+        tokens: Mapping[str, str] | Callable[[str, str], str],
         *,
         timeout: float = 10.0,
         client: httpx.Client | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/v1/events"
-        self._token = tokens if callable(tokens) else tokens.__getitem__
+        self._token = tokens if callable(tokens) else _lookup(tokens)
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
 
@@ -56,7 +59,7 @@ class HttpTransport:
 
     def _send_one(self, record: Outbound) -> Delivery:
         try:
-            token = self._token(record.device_id)
+            token = self._token(record.school_id, record.device_id)
         except KeyError:
             return Delivery(TransportError(f"no token for device {record.device_id!r}"))
         headers = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {token}"}
@@ -105,3 +108,13 @@ def _retry_after(response: httpx.Response) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _lookup(tokens: Mapping[str, str]) -> Callable[[str, str], str]:
+    """Find a device's token by school/device first, then by device id (KeyError if neither)."""
+
+    def token(school_id: str, device_id: str) -> str:
+        found = tokens.get(device_key(school_id, device_id))
+        return found if found is not None else tokens[device_id]
+
+    return token

@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--break-minutes", type=float, default=10.0, metavar="MIN", help="break length (default 10)"
     )
     parser.add_argument(
+        "--shared-room-numbers",
+        action="store_true",
+        help="name rooms room-01, room-02 … in every school, so classroom ids repeat across schools "
+        "(default: ids start with the school)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -78,7 +84,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         plan = SimulationPlan(
-            args.classrooms, args.lessons, args.seed, args.speed, args.lesson_minutes, args.break_minutes
+            args.classrooms,
+            args.lessons,
+            args.seed,
+            args.speed,
+            args.lesson_minutes,
+            args.break_minutes,
+            shared_room_numbers=args.shared_room_numbers,
         )
     except ValueError as exc:
         print(f"classtrace simulate: error: {exc}", file=sys.stderr)

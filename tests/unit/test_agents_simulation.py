@@ -178,3 +178,41 @@ def test_cli_dry_run_prints_the_ground_truth_path(tmp_path, capsys):
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["lessons"] == 1 and out["ground_truth"].startswith(str(tmp_path))
+
+
+def test_each_classroom_sends_through_its_own_producer_even_when_room_numbers_repeat(tmp_path):
+    """Every record leaves the producer of the room (school, classroom) its events belong to."""
+    from classtrace.v1 import events_pb2 as pb
+    from smart_classroom_agents.outlets import EdgeOutlet
+    from smart_classroom_agents.runner import SimulationPlan, run_simulation
+
+    class Recording:
+        per_device = True
+        max_record_bytes = 1 << 20
+
+        def __init__(self) -> None:
+            self.mismatched = 0
+            self.rooms: set[tuple[str, str]] = set()
+
+        def send(self, records):
+            for r in records:
+                self.rooms.add((r.school_id, r.classroom_id))
+                events = pb.EventBatch.FromString(r.payload).events
+                self.mismatched += sum(
+                    (e.school_id, e.classroom_id) != (r.school_id, r.classroom_id) for e in events
+                )
+            return [Delivery() for _ in records]
+
+        def close(self) -> None:
+            pass
+
+    transport = Recording()
+    secret = b"s" * 32
+    plan = SimulationPlan(16, 1, 23, 0, 3, 1, shared_room_numbers=True)
+    run_simulation(
+        plan, EdgeOutlet(transport, tmp_path / "spool", secret), secret, tmp_path / "out", quiet=True
+    )
+    assert transport.mismatched == 0
+    assert len(transport.rooms) == 16 and {room for _, room in transport.rooms} == {
+        f"room-{n:02d}" for n in range(1, 9)
+    }
