@@ -61,7 +61,15 @@ def trace(student: str, extra: bytes = b"") -> pb.Event:
 def unknown_field(number: int, text: str) -> bytes:
     """A length-delimited field the schema does not have, carrying ``text``."""
     data = text.encode()
-    return bytes([number << 3 | 2]) + bytes([len(data)]) + data
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])
 
 
 def send_every_way(url: str, token: str) -> None:
@@ -133,18 +141,20 @@ def test_a_raw_id_and_a_name_come_out_nowhere(running_stack):  # noqa: F811
     # Wait until both accepted canary events and the simulated lessons are stored.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        out = classtrace(
-            "query", f"SELECT count() FROM classtrace.events WHERE school_id = '{SCHOOL}'", data_dir=data_dir
-        )
-        if int(out.strip() or 0) >= 2:
+        if _count(f"SELECT count() AS n FROM classtrace.events WHERE school_id = '{SCHOOL}'", data_dir) >= 2:
             break
         time.sleep(1)
     time.sleep(5)  # the sink's and the worker's last batches
 
-    hits = _scan_topics(str(runtime["kafka_bootstrap"]), needles)
-    hits += _scan_tables(data_dir, needles)
-    hits += _scan_files(data_dir, needles)
+    bootstrap = str(runtime["kafka_bootstrap"])
+    hits = _scan_topics(bootstrap, needles) + _scan_tables(data_dir, needles) + _scan_files(data_dir, needles)
     assert hits == []
+    # The scanners do find what is there: the school id is in topics, tables and files alike.
+    assert (
+        _scan_topics(bootstrap, {SCHOOL})
+        and _scan_tables(data_dir, {SCHOOL})
+        and _scan_files(data_dir, {SCHOOL})
+    )
 
 
 def _found(data: bytes, needles: set[str]) -> list[str]:
@@ -193,14 +203,20 @@ def _scan_tables(data_dir: Path, needles: set[str]) -> list[str]:
     hits: list[str] = []
     for col in columns:
         table, name = col["table"], col["name"]
-        out = classtrace(
-            "query",
-            f"SELECT count() FROM classtrace.`{table}` WHERE multiSearchAny(toString(`{name}`), [{quoted}])",
-            data_dir=data_dir,
-        )
-        if int(out.strip() or 0):
+        where = f"multiSearchAny(toString(`{name}`), [{quoted}])"
+        sql = f"SELECT count() AS n FROM classtrace.`{table}` WHERE {where}"
+        if _count(sql, data_dir):
             hits.append(f"table {table}.{name}")
     return hits
+
+
+def _count(sql: str, data_dir: Path) -> int:
+    (row,) = [
+        json.loads(line)
+        for line in classtrace("query", sql, "--format", "json", data_dir=data_dir).splitlines()
+        if line
+    ]
+    return int(row["n"])
 
 
 def _scan_files(data_dir: Path, needles: set[str]) -> list[str]:
