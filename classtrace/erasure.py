@@ -34,6 +34,7 @@ import orjson
 
 from classtrace.errors import ClasstraceError
 from classtrace.kafka import CompactedTopicReader, make_producer
+from classtrace.signing import RecordKey
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 
@@ -225,10 +226,18 @@ class ErasureFollower:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, options: Mapping[str, str] | None = None, *, name: str = "erasures"
+        self,
+        bootstrap: str,
+        topic: str,
+        options: Mapping[str, str] | None = None,
+        *,
+        name: str = "erasures",
+        record_key: RecordKey | None = None,
     ) -> None:
         self.known = ErasureSet()
-        self._reader = CompactedTopicReader(bootstrap, topic, options, name=name)
+        # With the stack's record key, an unsigned or forged erasure is skipped (and logged): on
+        # the embedded broker anyone on the host could otherwise erase a school's data.
+        self._reader = CompactedTopicReader(bootstrap, topic, options, name=name, record_key=record_key)
         self._queue: queue.SimpleQueue[Erasure] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -283,8 +292,12 @@ def publish_erasure(
     erasure: Erasure,
     options: Mapping[str, str] | None = None,
     timeout: float = 30.0,
+    record_key: RecordKey | None = None,
 ) -> None:
-    """Append ``erasure`` to the ledger and wait for acks=all; ClasstraceError if it did not land."""
+    """Append ``erasure`` to the ledger and wait for acks=all; ClasstraceError if it did not land.
+
+    Signed with ``record_key`` when the stack has one (classtrace/signing.py).
+    """
     producer = make_producer(bootstrap, options)
     failures: list[str] = []
 
@@ -292,7 +305,9 @@ def publish_erasure(
         if err is not None:
             failures.append(str(err))
 
-    producer.produce(topic, erasure.encode(), key=erasure.key, on_delivery=delivered)
+    value = erasure.encode()
+    headers = record_key.headers(topic, erasure.key, value) if record_key is not None else None
+    producer.produce(topic, value, key=erasure.key, headers=headers, on_delivery=delivered)
     left = producer.flush(timeout)
     if left or failures:
         raise ClasstraceError(f"the erasure was not written to {topic}: {failures or 'timed out'}")

@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Publish the erasure; wait for its audit row unless ``--no-wait``."""
     from classtrace.cli.common import resolve_bootstrap
+    from classtrace.cli.stack import record_key
     from classtrace.erasure import Erasure, Kind, publish_erasure
     from classtrace.errors import ClasstraceError
     from classtrace.ids import is_pseudonym
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     bootstrap = resolve_bootstrap(settings)
     ledger = [t for t in ALL_TOPICS if t.name == ERASURES]
     ensure_topics(bootstrap, settings.partitions, settings.kafka_options, ledger)
-    publish_erasure(bootstrap, ERASURES, erasure, settings.kafka_options)
+    publish_erasure(bootstrap, ERASURES, erasure, settings.kafka_options, record_key=record_key(settings))
     print(f"erasure {erasure.erasure_id} ({kind} of school {args.school}) is in the ledger")
     if args.no_wait:
         return 0

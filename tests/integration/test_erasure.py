@@ -139,3 +139,23 @@ def _anywhere(db, needle: str) -> bool:
         if int(found):
             return True
     return False
+
+
+def test_a_forged_erasure_erases_nothing(kafka, topic_factory):
+    """On the embedded broker anyone on the host can write the ledger: only signed requests count."""
+    from classtrace.erasure import ErasureFollower
+    from classtrace.signing import RecordKey, new_key_text
+
+    topic = topic_factory(partitions=1, prefix="erasures")
+    key = RecordKey.parse(new_key_text())
+    now_ms = int(time.time() * 1000)
+    forged = Erasure.new("student", SCHOOL, STUDENTS[0], now_ms)
+    signed = Erasure.new("student", SCHOOL, STUDENTS[1], now_ms)
+    publish_erasure(kafka.bootstrap, topic, forged)
+    publish_erasure(kafka.bootstrap, topic, signed, record_key=key)
+    follower = ErasureFollower(kafka.bootstrap, topic, record_key=key)
+    try:
+        known = follower.start()
+    finally:
+        follower.stop()
+    assert [e.erasure_id for e in known] == [signed.erasure_id]
