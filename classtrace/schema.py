@@ -127,7 +127,7 @@ DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("received_at", _TS),
     ("source", _LC),
     ("error", "String"),
-    ("raw", "String"),  # empty unless CLASSTRACE_DEADLETTER_KEEP_RAW (0009)
+    ("raw", "String"),  # empty since 0012 (a key column, no TTL); older rows: kept bytes (0009)
     ("event_id", "String"),
     ("topic", _LC),
     ("partition", "Int32"),  # -1 when not from Kafka
@@ -136,6 +136,7 @@ DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("field", "String"),  # 0009: the broken rule's field path
     ("raw_sha256", "String"),  # 0009: hex SHA-256 of the rejected bytes
     ("raw_length", "UInt64"),  # 0009
+    ("raw_kept", "String"),  # 0012: bytes only with CLASSTRACE_DEADLETTER_KEEP_RAW, 7-day column TTL
 )
 """Every column of ``dead_letters``."""
 

@@ -73,6 +73,7 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
         "received_at": _TS, "source": "String", "error": "String", "raw": "String",
         "event_id": "String", "topic": "String", "partition": "Int32", "offset": "Int64",
         "school_id": "String", "field": "String", "raw_sha256": "String", "raw_length": "UInt64",
+        "raw_kept": "String",
     },
     "access_log": ACCESS_LOG_TYPES,
 }  # fmt: skip

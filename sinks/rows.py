@@ -69,7 +69,7 @@ METRIC_POINT_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "received_at", "source", "error", "raw", "event_id", "topic", "partition", "offset", "school_id",
-    "field", "raw_sha256", "raw_length",
+    "field", "raw_sha256", "raw_length", "raw_kept",
 )  # fmt: skip
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
@@ -383,7 +383,7 @@ def _append_dead_letter(dead: Block, letter: ppb.DeadLetter, source: Source) -> 
     cols["received_at"].append(ts_to_ms(letter.received_at))
     cols["source"].append(letter.source)
     cols["error"].append(letter.error)
-    cols["raw"].append(letter.raw)
+    cols["raw"].append(b"")  # a key column, so no TTL: kept bytes go to raw_kept (7 days, 0012)
     cols["event_id"].append(letter.event_id)
     own = bool(letter.topic)
     cols["topic"].append(letter.topic if own else "")
@@ -393,6 +393,7 @@ def _append_dead_letter(dead: Block, letter: ppb.DeadLetter, source: Source) -> 
     cols["field"].append(letter.field)
     cols["raw_sha256"].append(letter.raw_sha256)
     cols["raw_length"].append(letter.raw_length)
+    cols["raw_kept"].append(letter.raw)
     dead.messages.append(letter)
     dead.sources.append(source)
 

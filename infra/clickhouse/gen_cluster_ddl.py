@@ -16,7 +16,8 @@ here from the same files, so the two can never drift apart:
   ``DROP``, ``RENAME``, ``COMMENT COLUMN``) also go to the Distributed ``db.t ON CLUSTER``, which
   otherwise keeps the columns it was created with and drops the new ones on insert and read
   (migration 0009); the rest (``ORDER BY``, ``TTL``, constraints, settings) is storage and stays
-  local. Drops reach the Distributed table first, additions after the local tables have them.
+  local, a column's ``TTL`` too (it must close its column command; migration 0012). Drops reach
+  the Distributed table first, additions after the local tables have them.
   Views get ``ON CLUSTER`` and keep reading the Distributed tables.
 * A ``Null`` table (a landing shape that stores nothing, e.g. ``events_ingest``) is created
   ``ON CLUSTER`` as it is: on every node, its materialised view writes into the Distributed
@@ -50,6 +51,8 @@ _NULL_ENGINE = re.compile(r"\nENGINE\s*=\s*Null\b")
 _NON_REPLICATED = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+")
 _COLUMN_COMMAND = re.compile(r"^(ADD|MODIFY|DROP|RENAME|COMMENT)\s+COLUMN\b")
 _DROP_COLUMN = re.compile(r"^DROP\s+COLUMN\b")
+_COLUMN_TTL = re.compile(r"\s+TTL\s+[^'`\"]+$")  # after the last quote: not inside a COMMENT
+_BARE_MODIFY = re.compile(r"^MODIFY\s+COLUMN\s+\S+$")  # a MODIFY that only set a TTL
 
 
 def _engine(statement: str, table: str) -> str:
@@ -109,7 +112,8 @@ def _alter(table: str, commands: str) -> list[str]:
     local = f"ALTER TABLE ${{db}}.{table}_local ON CLUSTER {CLUSTER} {commands}"
     columns = [c for c in split_commands(commands) if _COLUMN_COMMAND.match(c)]
     drops = [c for c in columns if _DROP_COLUMN.match(c)]
-    others = [c for c in columns if not _DROP_COLUMN.match(c)]
+    kept = (_COLUMN_TTL.sub("", c) for c in columns if not _DROP_COLUMN.match(c))
+    others = [c for c in kept if not _BARE_MODIFY.match(c)]
     head = f"ALTER TABLE ${{db}}.{table} ON CLUSTER {CLUSTER} "
     before = [head + ",\n    ".join(drops)] if drops else []
     after = [head + ",\n    ".join(others)] if others else []
