@@ -100,6 +100,9 @@ class Batch:
     """The stack's record key: a record of the events, metrics or dead-letter topic not signed
     with it was written by whoever reached the broker, not by a classtrace role, and becomes a
     dead letter (classtrace/signing.py). None: no check (Kafka ACLs guard the topics)."""
+    keep_raw: bool = False
+    """Dead letters keep the rejected bytes in ``raw_kept`` (CLASSTRACE_DEADLETTER_KEEP_RAW); off,
+    a letter from any writer is stored as digest and length only."""
 
     @property
     def rows(self) -> int:
@@ -158,7 +161,7 @@ class Batch:
                 add_metric_batch(batch, source, blocks["lesson_summary"], blocks["metric_points"])
             elif topic == self.topics.deadletter:
                 letter = decode_message(ppb.DeadLetter, raw, topic=topic, partition=partition, offset=offset)
-                add_dead_letter_record(letter, source, blocks["dead_letters"])
+                add_dead_letter_record(letter, source, blocks["dead_letters"], keep_raw=self.keep_raw)
             elif topic == self.topics.access:
                 add_access_record(AccessRecord.decode(raw), raw, source, blocks["access_log"])
             else:
@@ -170,7 +173,7 @@ class Batch:
                 "undecodable record dead-lettered topic=%s partition=%d offset=%d", topic, partition, offset
             )
             self.metrics.dead_letters.labels("decode").inc()
-            add_dead_letter(blocks["dead_letters"], now, str(exc), raw, source)
+            add_dead_letter(blocks["dead_letters"], now, str(exc), raw, source, keep_raw=self.keep_raw)
 
     def _forged(
         self,
@@ -189,7 +192,7 @@ class Batch:
             return False
         logger.warning("record dead-lettered topic=%s partition=%d offset=%d: %s", *source, why)
         self.metrics.dead_letters.labels("unsigned").inc()
-        add_dead_letter(self.blocks["dead_letters"], now, why, value or b"", source)
+        add_dead_letter(self.blocks["dead_letters"], now, why, value or b"", source, keep_raw=self.keep_raw)
         return True
 
     def ranges(self) -> list[tuple[str, int, int, int]]:

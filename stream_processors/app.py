@@ -73,6 +73,8 @@ class WorkerConfig:
     record_key: RecordKey | None = None
     """The stack's record key: events records must carry its signature, and the worker signs the
     metrics and dead letters it writes (classtrace/signing.py). None: no signing, no check."""
+    keep_raw: bool = False
+    """Dead letters keep the record's bytes (CLASSTRACE_DEADLETTER_KEEP_RAW)."""
 
 
 def broker_credentials(options: Mapping[str, str]) -> faust.types.auth.CredentialsT | None:

@@ -96,6 +96,8 @@ class ProcessorConfig:
     """Windows are kept (and a late event re-emits its window) this long after they end."""
     idle_lesson_s: float = 600.0
     """A finished lesson leaves memory after this long without events (its table value stays)."""
+    keep_raw: bool = False
+    """Dead letters keep the record's bytes, not only their digest (CLASSTRACE_DEADLETTER_KEEP_RAW)."""
 
 
 @dataclass
@@ -351,7 +353,7 @@ class Processor:
     def _dead_letter(
         self, record: Record, error: str, raw: bytes, now: float, event: pb.Event | None = None
     ) -> None:
-        """Dead-letter ``record`` through :mod:`classtrace.deadletters`: digest and length, no raw bytes.
+        """Dead-letter ``record`` via :mod:`classtrace.deadletters`: a digest, the bytes with ``keep_raw``.
 
         ``error`` must name the failure without quoting the record (docs/DESIGN.md §4).
         """
@@ -365,6 +367,7 @@ class Processor:
             partition=record.partition,
             offset=record.offset,
             event=event,
+            keep_raw=self.config.keep_raw,
         )
         logger.debug(
             "dead letter topic=%s offset=%d raw_sha256=%s", record.topic, record.offset, letter.raw_sha256

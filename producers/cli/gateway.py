@@ -119,6 +119,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         auth_max_failures=args.auth_max_failures,
         auth_window=args.auth_window,
         record_key=signed,
+        keep_raw=settings.deadletter_keep_raw,
     )
     app = build_app(config, extra_routes=routes, lifespans=lifespans)
     logger.info("gateway on http://%s:%d/v1/events bootstrap=%s", args.host, settings.gateway_port, bootstrap)

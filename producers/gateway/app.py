@@ -89,6 +89,8 @@ class GatewayConfig:
     """Addresses and token prefixes the limiter tracks at most (oldest evicted)."""
     record_key: RecordKey | None = None
     """Signs what the gateway publishes and checks the device registry (classtrace/signing.py)."""
+    keep_raw: bool = False
+    """Dead letters keep the rejected bytes, not only their digest (CLASSTRACE_DEADLETTER_KEEP_RAW)."""
 
 
 class Publisher(Protocol):
@@ -200,7 +202,7 @@ class Gateway:
         if n_events > self.config.max_events:
             limit = self.config.max_events
             return self._error(413, f"{n_events} events exceed the limit of {limit} per request")
-        return judge(batch, binding, now_ns)
+        return judge(batch, binding, now_ns, keep_raw=self.config.keep_raw)
 
     async def _read_body(self, request: Request) -> bytes | Response:
         """The body; or 413 once it exceeds the limit (the rest unread), or 408 when it has not

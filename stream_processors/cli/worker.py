@@ -79,6 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary_interval_s=args.summary_interval,
         kafka_options=settings.kafka_options,
         record_key=record_key(settings),
+        keep_raw=settings.deadletter_keep_raw,
     )
     app, processor = create_worker_app(config)
     tune_gc()

@@ -154,11 +154,11 @@ class Held:
         self.release = threading.Event()
         self.threads: list[str] = []
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         self.threads.append(threading.current_thread().name)
         self.entered.set()
         self.release.wait(WAIT)
-        return self.func(*args)
+        return self.func(*args, **kwargs)
 
 
 EMPTY_EVENTS_MIB = b'{"events":[' + b",".join([b"{}"] * 349_000) + b"]}"  # just under 1 MiB
