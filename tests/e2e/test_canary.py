@@ -200,14 +200,15 @@ def _scan_tables(data_dir: Path, needles: set[str]) -> list[str]:
     columns = [json.loads(line) for line in listed.splitlines() if line]
     assert columns
     quoted = ", ".join("'" + n.replace("'", "\\'") + "'" for n in sorted(needles))
-    hits: list[str] = []
-    for col in columns:
-        table, name = col["table"], col["name"]
-        where = f"multiSearchAny(toString(`{name}`), [{quoted}])"
-        sql = f"SELECT count() AS n FROM classtrace.`{table}` WHERE {where}"
-        if _count(sql, data_dir):
-            hits.append(f"table {table}.{name}")
-    return hits
+    counts = " UNION ALL ".join(
+        f"SELECT '{c['table']}.{c['name']}' AS at, count() AS n FROM classtrace.`{c['table']}`"
+        f" WHERE multiSearchAny(toString(`{c['name']}`), [{quoted}])"
+        for c in columns
+    )
+    out = classtrace("query", counts, "--format", "json", data_dir=data_dir)
+    rows = [json.loads(line) for line in out.splitlines() if line]
+    assert len(rows) == len(columns)
+    return [f"table {r['at']}" for r in rows if int(r["n"])]
 
 
 def _count(sql: str, data_dir: Path) -> int:
