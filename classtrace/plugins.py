@@ -71,7 +71,7 @@ EMBEDDED_HOOKS: tuple[_Hook, ...] = (
     _Hook("admin_token", "(data_dir, bootstrap, options, *, record_key) -> str: all-schools dashboard token"),
     _Hook(
         "sink",
-        "(client, bootstrap, options, *, record_key) -> EmbeddedSink: the sink, not started",
+        "(client, bootstrap, options, *, record_key, keep_raw) -> EmbeddedSink: the sink, not started",
     ),
 )
 
@@ -106,7 +106,13 @@ class SinkFactory(Protocol):
     """``sink``: builds the sink on a ClickHouse client (migrations already applied)."""
 
     def __call__(
-        self, client: Any, bootstrap: str, options: Mapping[str, str], *, record_key: RecordKey | None
+        self,
+        client: Any,
+        bootstrap: str,
+        options: Mapping[str, str],
+        *,
+        record_key: RecordKey | None,
+        keep_raw: bool,
     ) -> EmbeddedSink: ...
 
 

@@ -106,10 +106,13 @@ class SinkService:
         consumer_overrides: Mapping[str, Any] | None = None,
         hooks: SinkHooks | None = None,
         record_key: RecordKey | None = None,
+        keep_raw: bool = False,
     ) -> None:
         self.client = client
         self.record_key = record_key
         """Records not signed with it are dead letters, never rows (classtrace/signing.py)."""
+        self.keep_raw = keep_raw
+        """Dead letters keep the rejected bytes (CLASSTRACE_DEADLETTER_KEEP_RAW); off = digest only."""
         self.bootstrap = bootstrap
         self.kafka_options = dict(kafka_options or {})
         self.database = database
@@ -193,7 +196,11 @@ class SinkService:
         spec = next(t for t in topic_specs() if t.name == ERASURES)
         ensure_topics(self.bootstrap, 1, self.kafka_options, [replace(spec, name=self.topics.erasures)])
         self._erasures = ErasureFollower(
-            self.bootstrap, self.topics.erasures, self.kafka_options, name=f"{self.group}-erasures"
+            self.bootstrap,
+            self.topics.erasures,
+            self.kafka_options,
+            name=f"{self.group}-erasures",
+            record_key=self.record_key,
         )
         for erasure in self._erasures.start():
             if not self._executor.done(erasure):
@@ -399,6 +406,7 @@ class SinkService:
                     message.SerializeToString() if isinstance(message, Message) else bytes(message),
                     block.sources[index],
                     event=message if isinstance(message, pb.Event) else None,
+                    keep_raw=self.keep_raw,
                 )
         for index, reason in self._writer.write(dead, batch.token("dead_letters")):
             # Nothing further to send it to: log loudly with where it came from.
@@ -462,7 +470,9 @@ class SinkService:
 
     def _new_batch(self) -> Batch:
         erased = self._erasures.known if self._erasures is not None else ErasureSet()
-        return Batch(self.topics, self.metrics, erased=erased, record_key=self.record_key)
+        return Batch(
+            self.topics, self.metrics, erased=erased, record_key=self.record_key, keep_raw=self.keep_raw
+        )
 
     def _require_consumer(self) -> Consumer:
         if self._consumer is None:

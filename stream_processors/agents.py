@@ -39,7 +39,11 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
     # Every erasure so far is known before the first record (docs/ERASURE.md); the topic is made
     # by ensure_topics with the others.
     erasures = ErasureFollower(
-        config.bootstrap, ERASURES, config.kafka_options, name=f"{config.app_id}-erasures"
+        config.bootstrap,
+        ERASURES,
+        config.kafka_options,
+        name=f"{config.app_id}-erasures",
+        record_key=config.record_key,
     )
     erasures.start()
     processor = Processor(
@@ -48,7 +52,9 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
         FaustTable(tables["devices"], writer),
         TopicOutputs(writer, config.record_key),
         ProcessorConfig(
-            summary_interval_s=config.summary_interval_s, window_retention_s=config.window_retention_s
+            summary_interval_s=config.summary_interval_s,
+            window_retention_s=config.window_retention_s,
+            keep_raw=config.keep_raw,
         ),
         erasures=erasures,
         record_key=config.record_key,

@@ -211,7 +211,11 @@ class EmbeddedStack:
         # should not queue behind the queries other processes send through the HTTP endpoint.
         self.sink_client = connect(self.settings)
         self.sink = make_sink(
-            self.sink_client, self.bootstrap, self.settings.kafka_options, record_key=self.record_key
+            self.sink_client,
+            self.bootstrap,
+            self.settings.kafka_options,
+            record_key=self.record_key,
+            keep_raw=self.settings.deadletter_keep_raw,
         )
         self.sink.start()
 
@@ -222,13 +226,15 @@ class EmbeddedStack:
         return load(EMBEDDED, name, self._hooks)
 
     def _child_env(self) -> dict[str, str]:
-        """What every child runs with: no pseudonym key or region secret (docs/KEYS.md), and the
-        record key (each child is a role that writes or reads signed records)."""
+        """What every child runs with: no pseudonym key or region secret (docs/KEYS.md), the
+        record key (each child is a role that writes or reads signed records), and this stack's
+        dead-letter setting, so the gateway and worker keep raw bytes exactly when its sink does."""
         env = {
             "CLASSTRACE_KAFKA_BOOTSTRAP": self.bootstrap,
             "CLASSTRACE_DATA_DIR": str(self.data_dir),
             "CLASSTRACE_PARTITIONS": str(self.settings.partitions),
             "CLASSTRACE_LOG_LEVEL": self.settings.log_level,
+            "CLASSTRACE_DEADLETTER_KEEP_RAW": str(self.settings.deadletter_keep_raw).lower(),
             "PYTHONUNBUFFERED": "1",
         }
         if self.record_key is not None:

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             group=args.group,
             policy=BatchPolicy(max_rows=args.max_rows, max_wait=args.max_wait),
             record_key=record_key(settings),
+            keep_raw=settings.deadletter_keep_raw,
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
