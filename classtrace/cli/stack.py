@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from classtrace.broker import EmbeddedBroker
+from classtrace.broker import EmbeddedBroker, free_port
 from classtrace.errors import BrokerError, ClasstraceError, ConfigError
 from classtrace.ids import check_region_secret
 from classtrace.kafka import align_topic_configs, check_reachable, ensure_topics
@@ -243,7 +243,8 @@ class EmbeddedStack:
 
     def _start_children(self) -> None:
         env = self._child_env()
-        port = self.settings.gateway_port
+        # 0 = a free port, chosen here: the gateway child and this process must agree on it.
+        port = self.settings.gateway_port or free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
         self.supervisor.add(
             ChildSpec(
