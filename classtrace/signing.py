@@ -91,8 +91,10 @@ class RecordKey:
         kid = _key_id(self.keys[0])
         return _VERSION + b"." + kid + b"." + self._mac(self._by_id[kid], topic, key, value)
 
-    def headers(self, topic: str, key: bytes | str | None, value: bytes | None) -> list[tuple[str, bytes]]:
-        """The record's headers: just its signature."""
+    def headers(
+        self, topic: str, key: bytes | str | None, value: bytes | None
+    ) -> list[tuple[str, str | bytes | None]]:
+        """The record's headers: just its signature (typed as confluent-kafka's ``produce`` takes them)."""
         return [(HEADER, self.sign(topic, key, value))]
 
     def problem(

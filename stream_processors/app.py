@@ -44,7 +44,7 @@ __all__ = ["FaustTable", "RecordWriter", "TopicOutputs", "WorkerConfig", "build_
 
 logger = logging.getLogger(__name__)
 
-_Pending = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+_Pending = tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]
 """A queued record: key, value, headers."""
 
 
@@ -127,7 +127,7 @@ class RecordWriter:
         partition: int | None,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> None:
         """Queue a record; ``partition`` None: the producer's key partitioner picks it."""
         if partition is None:
