@@ -128,6 +128,22 @@ POLICY: tuple[Retention, ...] = (
         column="at",
     ),
     Retention(
+        "device_status",
+        Kind.TABLE,
+        180,
+        "Device state changes (online/offline, battery, spool depth; no personal data): a semester "
+        "of device history to find a flaky classroom network, as long as the events it explains.",
+        column="at",
+    ),
+    Retention(
+        "alerts",
+        Kind.TABLE,
+        365,
+        "Raised and cleared alerts of classrooms and devices (ids, no student): a school year plus "
+        "its summer, to review how often a room was offline or inattentive over the past year.",
+        column="raised_at",
+    ),
+    Retention(
         "events_ingest",
         Kind.TABLE,
         None,
@@ -176,6 +192,13 @@ POLICY: tuple[Retention, ...] = (
         7,
         "Transport of access records to access_log: the same one-week replay horizon as the other "
         "topics; the table is the audit record.",
+    ),
+    Retention(
+        "classtrace.alerts.v1",
+        Kind.TOPIC,
+        7,
+        "Transport of alerts to the alerts table, the dashboard and an operator's router: the same "
+        "one-week replay horizon as the other topics; the table is the record.",
     ),
     Retention(
         "classtrace.devices.v1",

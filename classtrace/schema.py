@@ -14,9 +14,11 @@ payloads an event does not carry keep their defaults ('' / 0 / empty map or arra
 from __future__ import annotations
 
 __all__ = [
+    "ALERT_COLUMNS",
     "DATABASE_TABLES",
     "DATABASE_VIEWS",
     "DEAD_LETTER_COLUMNS",
+    "DEVICE_STATUS_COLUMNS",
     "EVENT_COLUMNS",
     "EVENT_COLUMN_NAMES",
     "EVENT_INSERT_COLUMNS",
@@ -140,11 +142,43 @@ DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 """Every column of ``dead_letters``."""
 
+DEVICE_STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("school_id", _LC),
+    ("classroom_id", _LC),
+    ("device_id", "String"),
+    ("device_kind", _LC),
+    ("state", _LC),  # online | offline
+    ("at", _TS),
+    ("last_heartbeat", _TS),
+    ("interval_s", "UInt32"),
+    ("battery_pct", "Float32"),
+    ("spool_depth", "UInt64"),
+)
+"""Every column of ``device_status`` (0013): one row per device state change."""
+
+ALERT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("alert_id", "String"),
+    ("kind", _LC),  # device_offline | low_attention
+    ("state", _LC),  # raised | cleared
+    ("school_id", _LC),
+    ("classroom_id", _LC),
+    ("lesson_id", "String"),
+    ("device_id", "String"),
+    ("raised_at", _TS),
+    ("cleared_at", f"Nullable({_TS})"),  # NULL while raised
+    ("value", "Float64"),
+    ("threshold", "Float64"),
+    ("version", "UInt64"),  # 1 raised, 2 cleared
+)
+"""Every column of ``alerts`` (0013): an alert's latest state wins under FINAL."""
+
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "events": EVENT_COLUMNS,
     "lesson_summary": LESSON_SUMMARY_COLUMNS,
     "metric_points": METRIC_POINT_COLUMNS,
     "dead_letters": DEAD_LETTER_COLUMNS,
+    "device_status": DEVICE_STATUS_COLUMNS,
+    "alerts": ALERT_COLUMNS,
 }
 """Column names and types of each table of docs/DESIGN.md §6, in table order (checked against DESCRIBE)."""
 

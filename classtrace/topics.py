@@ -14,6 +14,7 @@ from classtrace.retention import topic_retention_ms
 
 __all__ = [
     "ACCESS",
+    "ALERTS",
     "ALL_TOPICS",
     "DEADLETTER",
     "DEVICES",
@@ -42,6 +43,10 @@ VIEWERS = "classtrace.viewers.v1"
 ACCESS = "classtrace.access.v1"
 """Access log (issue 17): key = viewer id, value = JSON :class:`classtrace.access.AccessRecord`
 (who read what, never a token); the sink writes it to ``access_log``."""
+ALERTS = "classtrace.alerts.v1"
+"""Alerts raised and cleared by the worker (issue 18): key = school_id/classroom_id, value =
+``Alert``; the sink writes them to ``alerts``, the dashboard shows their history, and an operator
+may route them elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def _spec(name: str, overrides: Mapping[str, int] | None) -> TopicSpec:
 
 def topic_specs(retention_days: Mapping[str, int] | None = None) -> tuple[TopicSpec, ...]:
     """Every contract topic, with ``retention_days`` (``Settings.retention_days``) applied."""
-    names = (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS, ERASURES, ACCESS)
+    names = (EVENTS, METRICS, DEADLETTER, DEVICES, VIEWERS, ERASURES, ACCESS, ALERTS)
     return tuple(_spec(name, retention_days) for name in names)
 
 

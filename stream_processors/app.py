@@ -36,7 +36,7 @@ import faust
 
 from classtrace.errors import ConfigError
 from classtrace.signing import RecordKey
-from classtrace.topics import DEADLETTER, EVENTS, METRICS
+from classtrace.topics import ALERTS, DEADLETTER, EVENTS, METRICS
 from stream_processors.batching import BatchingStream
 from stream_processors.delivery import seek_with_flow_stopped
 
@@ -67,6 +67,10 @@ class WorkerConfig:
     records of 100 events. Below saturation ``flush_interval_s`` closes batches long before."""
     summary_interval_s: float = 1.0
     window_retention_s: float = 1800.0
+    state_horizon_s: float = 7 * 86_400.0
+    """Lessons and devices are deleted this long after their latest event (docs/DESIGN.md §10)."""
+    state_scan_s: float = 600.0
+    """Least seconds between two passes over the whole lesson table for values beyond the horizon."""
     kafka_options: Mapping[str, str] = field(default_factory=dict)
     """librdkafka client properties from CLASSTRACE_KAFKA_*: the SASL/TLS ones are given to
     Faust's aiokafka clients too (:func:`broker_credentials`)."""
@@ -203,9 +207,10 @@ class FaustTable:
 
 
 class TopicOutputs:
-    """Outputs to classtrace.metrics.v1 and classtrace.deadletter.v1 through the RecordWriter,
-    signed with ``record_key`` when there is one: the dashboard and the sink take only signed
-    metrics, so a record forged on the broker shows no false figures (classtrace/signing.py)."""
+    """Outputs to classtrace.metrics.v1, classtrace.alerts.v1 and classtrace.deadletter.v1 through
+    the RecordWriter, signed with ``record_key`` when there is one: the dashboard and the sink take
+    only signed metrics and alerts, so a record forged on the broker shows no false figures
+    (classtrace/signing.py)."""
 
     def __init__(self, writer: RecordWriter, record_key: RecordKey | None = None) -> None:
         self._writer = writer
@@ -214,6 +219,10 @@ class TopicOutputs:
     def metrics(self, key: bytes, value: bytes) -> None:
         headers = self._key.headers(METRICS, key, value) if self._key else None
         self._writer.add(METRICS, None, key, value, headers)
+
+    def alerts(self, key: bytes, value: bytes) -> None:
+        headers = self._key.headers(ALERTS, key, value) if self._key else None
+        self._writer.add(ALERTS, None, key, value, headers)
 
     def dead_letter(self, key: bytes | None, value: bytes) -> None:
         headers = self._key.headers(DEADLETTER, key, value) if self._key else None
@@ -279,6 +288,7 @@ def build_app(config: WorkerConfig) -> faust.App:
     app.classtrace_topics = {  # type: ignore[attr-defined]
         "events": app.topic(EVENTS, **raw),
         "metrics": app.topic(METRICS, **raw),
+        "alerts": app.topic(ALERTS, **raw),
         "dead_letters": app.topic(DEADLETTER, **raw),
     }
     # key_type/value_type bytes make Faust use the raw codec for the changelogs too.

@@ -18,11 +18,14 @@ only routes each event's fields to them (:meth:`Processor._apply_batch`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import orjson
 
 from classtrace import deadletters
 from classtrace.codec import decode_batch, ts_to_ns
@@ -34,6 +37,7 @@ from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from classtrace.validation import MAX_AGE
 from stream_processors.lesson_state import LessonState
+from stream_processors.metrics.alerts import LessonAlerts, device_alert
 from stream_processors.metrics.windows import WINDOW_MS
 from stream_processors.summaries import SummaryThrottle, summary_sink
 from stream_processors.window_state import DeviceBook, WindowState
@@ -43,6 +47,8 @@ __all__ = ["Outputs", "Processor", "ProcessorConfig", "Record", "StateTable", "S
 logger = logging.getLogger(__name__)
 
 _MAX_EVENT_AGE_S = MAX_AGE.total_seconds()  # validation's horizon (docs/DESIGN.md §4)
+_SCAN_PER_SWEEP = 2000
+"""Table keys the slow pass reads per 10 s sweep: ~40 ms of orjson on 8 kB lessons, a bounded pause."""
 
 
 class ErasureSource(Protocol):
@@ -66,9 +72,11 @@ class StateTable(Protocol):
 
 
 class Outputs(Protocol):
-    """Where results go: classtrace.metrics.v1 and classtrace.deadletter.v1."""
+    """Where results go: classtrace.metrics.v1, classtrace.alerts.v1 and classtrace.deadletter.v1."""
 
     def metrics(self, key: bytes, value: bytes) -> None: ...
+
+    def alerts(self, key: bytes, value: bytes) -> None: ...
 
     def dead_letter(self, key: bytes | None, value: bytes) -> None: ...
 
@@ -96,6 +104,13 @@ class ProcessorConfig:
     """Windows are kept (and a late event re-emits its window) this long after they end."""
     idle_lesson_s: float = 600.0
     """A finished lesson leaves memory after this long without events (its table value stays)."""
+    state_horizon_s: float = _MAX_EVENT_AGE_S
+    """A lesson, and a device in a book, is deleted (table tombstone) once its latest event is this
+    far behind its classroom's event-time watermark, or behind wall clock by max(this, 7 d); an event
+    of an unknown lesson older than that is dropped (docs/DESIGN.md §10). 7 d = validation's MAX_AGE."""
+    state_scan_s: float = 600.0
+    """A slow pass over every lesson key of the table (values restored from the changelog, lessons
+    no longer cached) starts at most this often; it reads ``_SCAN_PER_SWEEP`` keys per sweep."""
     keep_raw: bool = False
     """Dead letters keep the record's bytes, not only their digest (CLASSTRACE_DEADLETTER_KEEP_RAW)."""
 
@@ -111,6 +126,7 @@ class Stats:
     dead_letters: int = 0
     late_dropped: int = 0
     summaries: int = 0
+    alerts: int = 0
     errors: int = 0
     first_record_at: float = 0.0
     """Wall time the first record reached the worker (set by the agent): for throughput figures."""
@@ -154,8 +170,12 @@ class Processor:
         self._dirty_windows: set[WindowState] = set()
         self._changed_devices: dict[str, set[str]] = {}
         self._summaries = SummaryThrottle(self.config.summary_interval_s)
+        self._lesson_alerts = LessonAlerts()
+        self._alerts: list[tuple[str, ppb.Alert]] = []  # (room_key, alert) to send with the batch
         self._touched: dict[str, float] = {}  # lesson → wall time of its last event
         self._next_sweep = 0.0
+        self._scan: Iterator[str] | None = None  # the slow pass's cursor over the lesson keys
+        self._next_scan = 0.0
 
     # --- records in -----------------------------------------------------------------------------
 
@@ -229,7 +249,7 @@ class Processor:
         window_start = -1
         lesson: LessonState | None = None
         lesson_now = ""
-        duplicates = 0
+        duplicates = dropped = 0
         classroom = room[0]
         mark = self._watermark.get(classroom, 0)
         for event in events:
@@ -244,9 +264,8 @@ class Processor:
                 window_start = start
                 window = self._window(room, start, mark)
             fresh = False
-            if window is None:
-                stats.late_dropped += 1
-            elif window.count(device_id, seq, event_id, lesson_id):
+            late = window is None
+            if window is not None and window.count(device_id, seq, event_id, lesson_id):
                 dirty_windows.add(window)
                 fresh = True
                 if payload == "observation":
@@ -254,11 +273,14 @@ class Processor:
             if lesson_id:
                 if lesson is None or lesson_id != lesson_now:
                     lesson_now = lesson_id
-                    lesson = self._lesson(room, lesson_id)
-                if lesson.count(device_id, seq, event_id, occurred):
+                    lesson = self._lesson(room, lesson_id, occurred, mark)
+                if lesson is None:
+                    late = True
+                elif lesson.count(device_id, seq, event_id, occurred):
                     dirty_lessons.add(lesson)
                     fresh = True
                     lesson.add(payload, event, occurred, occurred_ns)
+            dropped += late  # once per event, whether its window, its lesson or both were gone
             if payload == "heartbeat":
                 fresh |= self._take_heartbeat(room, event, occurred)
             if not fresh:
@@ -266,6 +288,7 @@ class Processor:
         self._watermark[classroom] = mark
         stats.events += len(events)
         stats.duplicates += duplicates
+        stats.late_dropped += dropped
 
     def _take_heartbeat(self, room: tuple[str, str, str], event: pb.Event, occurred: int) -> bool:
         book = self._book(room)
@@ -276,12 +299,24 @@ class Processor:
 
     # --- state lookup ---------------------------------------------------------------------------
 
-    def _lesson(self, room: tuple[str, str, str], lesson_id: str) -> LessonState:
+    def _lesson(
+        self, room: tuple[str, str, str], lesson_id: str, occurred_ms: int, mark_ms: int
+    ) -> LessonState | None:
+        """The lesson's state, new if unknown; None for an unknown lesson beyond the horizon.
+
+        An event of an evicted lesson is older than the horizon (its lesson's latest event was), so
+        it is dropped: a new partial lesson would replace the final summary stored for it.
+        """
         key = LessonState.key_of(room[0], lesson_id)
         state = self._lessons.get(key)
         if state is None:
             raw = self._tables[0].get(key)
-            state = LessonState.from_bytes(raw) if raw else LessonState(room[2], lesson_id, room[1])
+            if raw:
+                state = LessonState.from_bytes(raw)
+            elif occurred_ms < self._floor_ms(mark_ms, self._clock()):
+                return None
+            else:
+                state = LessonState(room[2], lesson_id, room[1])
             self._lessons[key] = state
         return state
 
@@ -332,11 +367,12 @@ class Processor:
             self._touched[key] = now
             if self._summaries.changed(key, lesson, now, summary_sink(batch_of, lesson.room)):
                 self.stats.summaries += 1
+            self._check_lesson_alert(lesson)
         now_ms = int(now * 1000)
         for classroom, changed in self._changed_devices.items():
             book = self._books[classroom]
+            self._report_devices(book, sorted(changed), now_ms, batch_of(classroom))
             devices.put(self._partition[classroom], classroom, book.to_bytes())
-            batch_of(classroom).devices.extend(book.status(d, now_ms) for d in sorted(changed))
         self._dirty_windows.clear()
         self._dirty_lessons.clear()
         self._changed_devices.clear()
@@ -346,9 +382,35 @@ class Processor:
             self._sweep(now)
 
     def _send(self, batches: dict[str, ppb.MetricBatch]) -> None:
-        """One MetricBatch record per classroom, keyed by its room_key."""
+        """One MetricBatch record per classroom, keyed by its room_key; one record per alert."""
         for classroom, batch in batches.items():
             self._out.metrics(classroom.encode(), batch.SerializeToString())
+        for classroom, alert in self._alerts:
+            self._out.alerts(classroom.encode(), alert.SerializeToString())
+        self.stats.alerts += len(self._alerts)
+        self._alerts.clear()
+
+    def _check_lesson_alert(self, lesson: LessonState) -> None:
+        """Raise or clear the lesson's low_attention alert (the rule: metrics/alerts.py), in event time."""
+        live = lesson.start is not None and lesson.end is None
+        at_ms = lesson.end[0] if lesson.end is not None else lesson.latest_ms
+        scope = (lesson.school_id, lesson.classroom_id, lesson.lesson_id)
+        alert = self._lesson_alerts.check(
+            lesson.key, scope, live, lesson.attention.rate() if live else None, at_ms
+        )
+        if alert is not None:
+            self._alerts.append((lesson.room, alert))
+
+    def _report_devices(
+        self, book: DeviceBook, device_ids: Iterable[str], now_ms: int, batch: ppb.MetricBatch
+    ) -> None:
+        """Each device's status into ``batch``, and the device_offline alert it raises or clears."""
+        for device_id in device_ids:
+            status, offline_since = book.report(device_id, now_ms)
+            batch.devices.append(status)
+            alert = device_alert(status, offline_since, now_ms)
+            if alert is not None:
+                self._alerts.append((room_key(book.school_id, book.classroom_id), alert))
 
     def _dead_letter(
         self, record: Record, error: str, raw: bytes, now: float, event: pb.Event | None = None
@@ -399,9 +461,14 @@ class Processor:
             now_ms = int(now * 1000)
             offline: list[str] = []
             for classroom, book in self._books.items():
-                for device in book.newly_offline(now_ms):
-                    offline.append(f"{classroom}/{device}")
-                    batch_of(classroom).devices.append(book.status(device, now_ms))
+                found = book.newly_offline(now_ms)
+                if not found:
+                    continue
+                offline.extend(f"{classroom}/{device}" for device in found)
+                self._report_devices(book, found, now_ms, batch_of(classroom))
+                partition = self._partition.get(classroom)
+                if partition is not None:  # else written with its next heartbeat
+                    self._tables[2].put(partition, classroom, book.to_bytes())
             if offline:  # one line per tick: a school's outage is thousands of devices at once
                 logger.info("devices offline n=%d: %s", len(offline), " ".join(offline[:20]))
             self._send(batches)
@@ -452,7 +519,8 @@ class Processor:
                     self._books[key] = DeviceBook.from_bytes(raw)
 
     def _sweep(self, now: float) -> None:
-        """Drop expired windows (memory and table) and idle finished lessons (memory only)."""
+        """Drop expired windows, lessons and silent devices (memory and table tombstone), and idle
+        finished lessons from memory (docs/DESIGN.md §10)."""
         retention_ms = self.config.window_retention_s * 1000
         backstop_ms = (now - _MAX_EVENT_AGE_S) * 1000  # older than any valid event: idle classrooms
         marks = self._watermark
@@ -469,6 +537,77 @@ class Processor:
             if lesson is not None and lesson.final and key not in self._summaries.pending:
                 del self._lessons[key]
                 del self._touched[key]
+        self._evict_lessons(now)
+
+    # --- state horizon (docs/DESIGN.md §10) ------------------------------------------------------
+
+    def _floor_ms(self, mark_ms: int, now: float) -> int:
+        """Event time before which a classroom's state is beyond the horizon.
+
+        By its event-time watermark (a backfill keeps its lessons), with a wall-clock backstop of
+        max(horizon, validation's 7 d) for classrooms that went quiet.
+        """
+        horizon = self.config.state_horizon_s
+        backstop_ms = (now - max(horizon, _MAX_EVENT_AGE_S)) * 1000
+        return int(max(mark_ms - horizon * 1000, backstop_ms))
+
+    def _evict_lessons(self, now: float) -> None:
+        """Delete lessons beyond the horizon: the cached ones each sweep, the table's in a slow pass.
+
+        The slow pass reaches the values restored from the changelog and lessons no longer
+        cached; it reads ``_SCAN_PER_SWEEP`` keys per sweep so a large table never stalls the loop.
+        """
+        marks = self._watermark
+        for key in [
+            k for k, s in self._lessons.items() if s.latest_ms < self._floor_ms(marks.get(s.room, 0), now)
+        ]:
+            state = self._lessons[key]
+            self._evict_lesson(key, self._partition.get(state.room, state.partition))
+        if self._scan is None:
+            if now < self._next_scan:
+                return
+            self._next_scan = now + self.config.state_scan_s
+            self._scan = self._tables[0].iter_keys()
+            self._evict_devices(now)
+        keys = list(itertools.islice(self._scan, _SCAN_PER_SWEEP))
+        if len(keys) < _SCAN_PER_SWEEP:
+            self._scan = None
+        lessons = self._tables[0]
+        for key in keys:
+            raw = None if key in self._lessons else lessons.get(key)
+            if not raw:
+                continue
+            obj = orjson.loads(raw)
+            room, partition = room_key(obj["s"], obj["c"]), obj.get("p", -1)
+            if partition >= 0:  # also where the room's device book is logged, after a restart
+                partition = self._partition.setdefault(room, partition)
+            if obj["latest"] < self._floor_ms(marks.get(room, 0), now):
+                self._evict_lesson(key, partition)
+
+    def _evict_lesson(self, key: str, partition: int) -> None:
+        """Tombstone one lesson and forget everything kept for it in memory."""
+        if key in self._summaries.pending:
+            return  # its last summary goes out first (next tick); evicted next sweep
+        if partition < 0:  # written before lessons kept their partition, no record since
+            logger.warning("lesson beyond the horizon kept: changelog partition unknown key=%s", key)
+            return
+        self._tables[0].put(partition, key, None)
+        self._lessons.pop(key, None)
+        self._touched.pop(key, None)
+        self._summaries.forget(key)
+
+    def _evict_devices(self, now: float) -> None:
+        """Drop devices silent beyond the horizon from their books; an empty book is deleted."""
+        devices, marks = self._tables[2], self._watermark
+        for room, book in list(self._books.items()):
+            partition = self._partition.get(room, -1)
+            if partition < 0 or not book.forget_before(self._floor_ms(marks.get(room, 0), now)):
+                continue  # nothing dropped, or not written since the restart (next heartbeat will)
+            if book.devices:
+                devices.put(partition, room, book.to_bytes())
+            else:
+                devices.put(partition, room, None)
+                del self._books[room]
 
     def forget(self) -> None:
         """Drop every cached object (partitions were revoked: their values may change elsewhere)."""
@@ -477,6 +616,7 @@ class Processor:
         self._books.clear()
         self._summaries.pending.clear()
         self._touched.clear()
+        self._scan = None  # the keys it walks may have moved to another worker
 
 
 def _room_of(key: bytes | None, events: Sequence[pb.Event]) -> tuple[str, str, str] | None:

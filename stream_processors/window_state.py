@@ -19,7 +19,7 @@ from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 from stream_processors.dedup import SeenEvents
 from stream_processors.metrics.attention import AttentionHistogram
-from stream_processors.metrics.devices import is_offline
+from stream_processors.metrics.devices import is_offline, offline_at
 from stream_processors.metrics.windows import WINDOW_MS, hand_raising
 
 __all__ = ["DeviceBook", "WindowState"]
@@ -133,16 +133,18 @@ class WindowState:
 
 
 class DeviceBook:
-    """The latest heartbeat of each device of one classroom, and which of them are offline."""
+    """The latest heartbeat of each device of one classroom, and the state last reported for each."""
 
-    __slots__ = ("classroom_id", "devices", "offline", "school_id")
+    __slots__ = ("classroom_id", "devices", "reported", "school_id")
 
     def __init__(self, classroom_id: str, school_id: str) -> None:
         self.classroom_id = classroom_id
         self.school_id = school_id
         # device_id → [occurred_ms, event_id, seen_ms, interval_s, battery, spool, kind, school]
         self.devices: dict[str, list[Any]] = {}
-        self.offline: set[str] = set()  # alerted; not persisted (an alert may repeat after restart)
+        # device_id → the state its last status reported: 0 online, else the ms it went offline.
+        # Persisted with the book, so a restart neither repeats an offline state nor misses a return.
+        self.reported: dict[str, int] = {}
 
     def take(self, event: pb.Event, occurred: int) -> bool:
         """Take a heartbeat event if it is the device's latest; True if it was.
@@ -161,7 +163,6 @@ class DeviceBook:
             occurred, event_id, seen_ms, beat.interval_s, beat.battery_pct, beat.spool_depth,
             event.device_kind, event.school_id,
         ]  # fmt: skip
-        self.offline.discard(device_id)
         return True
 
     def status(self, device_id: str, now_ms: int) -> ppb.DeviceStatus:
@@ -180,19 +181,45 @@ class DeviceBook:
         ms_to_ts(occurred, out.last_heartbeat)
         return out
 
+    def report(self, device_id: str, now_ms: int) -> tuple[ppb.DeviceStatus, int]:
+        """:meth:`status`, marked ``changed`` (with ``changed_at``) when its online/offline state
+        is the device's first or differs from the last one reported (the one home of a
+        device_status row); and, when it brings the device back, the ms it was offline since
+        (the raised alert to clear), else 0."""
+        out = self.status(device_id, now_ms)
+        seen, interval = self.devices[device_id][2:4]
+        before = self.reported.get(device_id)
+        after = offline_at(seen, interval) if out.offline else 0
+        if before is None or bool(before) != bool(after):
+            self.reported[device_id] = after
+            out.changed = True
+            ms_to_ts(after or seen, out.changed_at)
+        return out, (before or 0) if not after else 0
+
     def newly_offline(self, now_ms: int) -> list[str]:
-        """Devices that went silent for 3 × interval_s since the last check (each reported once)."""
-        found = []
-        for device_id, entry in self.devices.items():
-            if device_id not in self.offline and is_offline(entry[2], entry[3], now_ms):
-                self.offline.add(device_id)
-                found.append(device_id)
-        return found
+        """Devices that went silent for 3 × interval_s and were last reported online: each is
+        found until :meth:`report` reports it offline."""
+        reported = self.reported
+        return [
+            device_id
+            for device_id, entry in self.devices.items()
+            if not reported.get(device_id) and is_offline(entry[2], entry[3], now_ms)
+        ]
+
+    def forget_before(self, floor_ms: int) -> bool:
+        """Drop devices whose latest heartbeat occurred before ``floor_ms`` (the state horizon,
+        docs/DESIGN.md §10): a retired tablet is not watched for ever. True if any was dropped."""
+        silent = [device for device, entry in self.devices.items() if entry[0] < floor_ms]
+        for device in silent:
+            del self.devices[device]
+            self.reported.pop(device, None)
+        return bool(silent)
 
     def to_bytes(self) -> bytes:
         """The table value."""
         return orjson.dumps(
-            {"c": self.classroom_id, "s": self.school_id, "d": self.devices}, option=orjson.OPT_SORT_KEYS
+            {"c": self.classroom_id, "s": self.school_id, "d": self.devices, "r": self.reported},
+            option=orjson.OPT_SORT_KEYS,
         )
 
     @classmethod
@@ -203,4 +230,5 @@ class DeviceBook:
         school = obj.get("s") or next((entry[7] for entry in obj["d"].values()), "")
         book = cls(obj["c"], school)
         book.devices = obj["d"]
+        book.reported = obj.get("r", {})  # books written before 0013 reported nothing yet
         return book

@@ -171,6 +171,8 @@ class DeviceStatus(_message.Message):
     OFFLINE_FIELD_NUMBER: _builtins.int
     BATTERY_PCT_FIELD_NUMBER: _builtins.int
     SPOOL_DEPTH_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
     school_id: _builtins.str
     classroom_id: _builtins.str
     device_id: _builtins.str
@@ -179,8 +181,16 @@ class DeviceStatus(_message.Message):
     offline: _builtins.bool
     battery_pct: _builtins.float
     spool_depth: _builtins.int
+    changed: _builtins.bool
+    """the device's first status, or online/offline differs from the last"""
     @_builtins.property
     def last_heartbeat(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """one sent: a device_status row (the worker decides, one home)
+        when changed: online = the heartbeat's receipt,
+        """
+
     def __init__(
         self,
         *,
@@ -193,14 +203,84 @@ class DeviceStatus(_message.Message):
         offline: _builtins.bool = ...,
         battery_pct: _builtins.float = ...,
         spool_depth: _builtins.int = ...,
+        changed: _builtins.bool = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat", b"last_heartbeat"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "last_heartbeat", b"last_heartbeat"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_pct", b"battery_pct", "classroom_id", b"classroom_id", "device_id", b"device_id", "device_kind", b"device_kind", "interval_s", b"interval_s", "last_heartbeat", b"last_heartbeat", "offline", b"offline", "school_id", b"school_id", "spool_depth", b"spool_depth"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_pct", b"battery_pct", "changed", b"changed", "changed_at", b"changed_at", "classroom_id", b"classroom_id", "device_id", b"device_id", "device_kind", b"device_kind", "interval_s", b"interval_s", "last_heartbeat", b"last_heartbeat", "offline", b"offline", "school_id", b"school_id", "spool_depth", b"spool_depth"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeviceStatus: _TypeAlias = DeviceStatus  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    """An alert raised or cleared by the worker (ClickHouse alerts; latest version wins). Value of a
+    record on classtrace.alerts.v1 (key = school_id/classroom_id).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SCHOOL_ID_FIELD_NUMBER: _builtins.int
+    CLASSROOM_ID_FIELD_NUMBER: _builtins.int
+    LESSON_ID_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    CLEARED_AT_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """UUID derived from kind, scope and raised_at: a redelivery collapses"""
+    kind: _builtins.str
+    """device_offline | low_attention"""
+    state: _builtins.str
+    """raised | cleared"""
+    school_id: _builtins.str
+    classroom_id: _builtins.str
+    lesson_id: _builtins.str
+    """low_attention: the lesson"""
+    device_id: _builtins.str
+    """device_offline: the device"""
+    value: _builtins.float
+    """the value that raised or cleared it (attention rate; seconds silent)"""
+    threshold: _builtins.float
+    """what it was compared with (LOW_ATTENTION; 3 × interval_s in seconds)"""
+    version: _builtins.int
+    """1 raised, 2 cleared: the cleared row wins"""
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def cleared_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while raised"""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        state: _builtins.str = ...,
+        school_id: _builtins.str = ...,
+        classroom_id: _builtins.str = ...,
+        lesson_id: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+        cleared_at: _timestamp_pb2.Timestamp | None = ...,
+        value: _builtins.float = ...,
+        threshold: _builtins.float = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cleared_at", b"cleared_at", "raised_at", b"raised_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "classroom_id", b"classroom_id", "cleared_at", b"cleared_at", "device_id", b"device_id", "kind", b"kind", "lesson_id", b"lesson_id", "raised_at", b"raised_at", "school_id", b"school_id", "state", b"state", "threshold", b"threshold", "value", b"value", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015
 
 @_typing.final
 class MetricBatch(_message.Message):

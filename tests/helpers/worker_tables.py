@@ -33,10 +33,14 @@ class Sink:
         self.batches: list[ppb.MetricBatch] = []
         self.keys: list[bytes] = []
         self.dead: list[ppb.DeadLetter] = []
+        self.alerts_out: list[tuple[bytes, ppb.Alert]] = []
 
     def metrics(self, key: bytes, value: bytes) -> None:
         self.keys.append(key)
         self.batches.append(ppb.MetricBatch.FromString(value))
+
+    def alerts(self, key: bytes, value: bytes) -> None:
+        self.alerts_out.append((key, ppb.Alert.FromString(value)))
 
     def dead_letter(self, key: bytes | None, value: bytes) -> None:
         self.dead.append(ppb.DeadLetter.FromString(value))

@@ -57,6 +57,8 @@ def test_defaults_are_the_documented_ones():
             "metric_points": ("window_start", 180),
             "lesson_summary": ("started_at", 1095),
             "dead_letters": ("received_at", 30),
+            "device_status": ("at", 180),
+            "alerts": ("raised_at", 365),
         }.items()
     )
     assert {s.name: s.config.get("retention.ms") for s in ALL_TOPICS if "retention.ms" in s.config} == {
@@ -64,6 +66,7 @@ def test_defaults_are_the_documented_ones():
         "classtrace.metrics.v1": "604800000",
         "classtrace.deadletter.v1": "2592000000",
         "classtrace.access.v1": "604800000",
+        "classtrace.alerts.v1": "604800000",
     }
 
 
