@@ -27,7 +27,7 @@ from classtrace.codec import decode_batch, decode_message
 from classtrace.erasure import Erasure, ErasureSet
 from classtrace.errors import DecodeError
 from classtrace.signing import Headers, RecordKey
-from classtrace.topics import ACCESS, DEADLETTER, ERASURES, EVENTS, METRICS
+from classtrace.topics import ACCESS, ALERTS, DEADLETTER, ERASURES, EVENTS, METRICS
 from classtrace.v1 import pipeline_pb2 as ppb
 from sinks.clickhouse_writer import dedup_token
 from sinks.metrics import SinkMetrics
@@ -35,6 +35,7 @@ from sinks.protobuf_events import RawEvents
 from sinks.rows import (
     Block,
     add_access_record,
+    add_alert,
     add_dead_letter,
     add_dead_letter_record,
     add_metric_batch,
@@ -45,7 +46,9 @@ __all__ = ["TABLE_ORDER", "Batch", "BatchPolicy", "SinkTopics"]
 
 logger = logging.getLogger(__name__)
 
-TABLE_ORDER = ("events", "lesson_summary", "metric_points", "access_log", "dead_letters")
+TABLE_ORDER = (
+    "events", "lesson_summary", "metric_points", "access_log", "device_status", "alerts", "dead_letters",
+)  # fmt: skip
 """Insert order of a flush; dead_letters last, since refused rows of the others join it."""
 
 
@@ -61,10 +64,12 @@ class SinkTopics:
     not consumed with the group, so every restart knows every erasure."""
     access: str = ACCESS
     """The access log (:mod:`classtrace.access`): rows of ``access_log``."""
+    alerts: str = ALERTS
+    """Alerts the worker raised and cleared: rows of ``alerts``."""
 
     def all(self) -> list[str]:
         """The topics the sink's consumer group reads."""
-        return [self.events, self.metrics, self.deadletter, self.access]
+        return [self.events, self.metrics, self.deadletter, self.access, self.alerts]
 
 
 @dataclass(frozen=True)
@@ -158,12 +163,17 @@ class Batch:
                 batch = decode_message(ppb.MetricBatch, raw, topic=topic, partition=partition, offset=offset)
                 if self.erased:
                     self.erased.scrub_summaries(batch.summaries)
-                add_metric_batch(batch, source, blocks["lesson_summary"], blocks["metric_points"])
+                add_metric_batch(
+                    batch, source, blocks["lesson_summary"], blocks["metric_points"], blocks["device_status"]
+                )
             elif topic == self.topics.deadletter:
                 letter = decode_message(ppb.DeadLetter, raw, topic=topic, partition=partition, offset=offset)
                 add_dead_letter_record(letter, source, blocks["dead_letters"], keep_raw=self.keep_raw)
             elif topic == self.topics.access:
                 add_access_record(AccessRecord.decode(raw), raw, source, blocks["access_log"])
+            elif topic == self.topics.alerts:
+                alert = decode_message(ppb.Alert, raw, topic=topic, partition=partition, offset=offset)
+                add_alert(alert, source, blocks["alerts"])
             else:
                 logger.warning(
                     "record of an unexpected topic ignored topic=%s partition=%d", topic, partition

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from classtrace.access import ACCESS_LOG_TYPES
 from classtrace.clickhouse import engine_dir, local_schema_settings, store_errors
 from classtrace.errors import StoreError
-from classtrace.schema import EVENT_COLUMNS
+from classtrace.schema import ALERT_COLUMNS, DEVICE_STATUS_COLUMNS, EVENT_COLUMNS
 from sinks.base import InsertClient
 from sinks.errors import SinkStopped
 from sinks.metrics import SinkMetrics
@@ -54,6 +54,17 @@ and under ``FINAL``, which every exact count already uses (docs/DESIGN.md §6).
 """
 
 _TS = "DateTime64(3, 'UTC')"
+
+
+def _wire(column_type: str) -> str:
+    """The type a column is sent as: LowCardinality as its inner type (the server converts)."""
+    return (
+        column_type.removeprefix("LowCardinality(").removesuffix(")")
+        if column_type.startswith("Low")
+        else column_type
+    )
+
+
 TABLE_TYPES: dict[str, dict[str, str]] = {
     "events": dict(EVENT_COLUMNS),
     "lesson_summary": {
@@ -76,6 +87,8 @@ TABLE_TYPES: dict[str, dict[str, str]] = {
         "raw_kept": "String",
     },
     "access_log": ACCESS_LOG_TYPES,
+    "device_status": {name: _wire(t) for name, t in DEVICE_STATUS_COLUMNS},
+    "alerts": {name: _wire(t) for name, t in ALERT_COLUMNS},
 }  # fmt: skip
 """Wire types of the insert columns (LowCardinality sent as String; the server converts)."""
 

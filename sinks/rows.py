@@ -31,13 +31,17 @@ from classtrace import deadletters
 from classtrace.access import ACCESS_LOG_COLUMNS, AccessRecord
 from classtrace.codec import ts_to_ms
 from classtrace.deadletters import MAX_RAW_BYTES
+from classtrace.schema import ALERT_COLUMNS as _ALERT_TYPES
+from classtrace.schema import DEVICE_STATUS_COLUMNS as _DEVICE_STATUS_TYPES
 from classtrace.schema import EVENT_INSERT_COLUMNS
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
 
 __all__ = [
     "ACCESS_LOG_COLUMNS",
+    "ALERT_COLUMNS",
     "DEAD_LETTER_COLUMNS",
+    "DEVICE_STATUS_COLUMNS",
     "EVENT_COLUMNS",
     "LESSON_SUMMARY_COLUMNS",
     "MAX_RAW_BYTES",
@@ -46,6 +50,7 @@ __all__ = [
     "Block",
     "Source",
     "add_access_record",
+    "add_alert",
     "add_dead_letter",
     "add_dead_letter_record",
     "add_event_batch",
@@ -71,12 +76,16 @@ DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "received_at", "source", "error", "raw", "event_id", "topic", "partition", "offset", "school_id",
     "field", "raw_sha256", "raw_length", "raw_kept",
 )  # fmt: skip
+DEVICE_STATUS_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _DEVICE_STATUS_TYPES)
+ALERT_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _ALERT_TYPES)
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
     "lesson_summary": LESSON_SUMMARY_COLUMNS,
     "metric_points": METRIC_POINT_COLUMNS,
     "dead_letters": DEAD_LETTER_COLUMNS,
     "access_log": ACCESS_LOG_COLUMNS,
+    "device_status": DEVICE_STATUS_COLUMNS,
+    "alerts": ALERT_COLUMNS,
 }
 
 SINK_SOURCE = "sink"
@@ -270,12 +279,16 @@ def _nullable(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def add_metric_batch(batch: ppb.MetricBatch, source: Source, summaries: Block, points: Block) -> int:
-    """Append a MetricBatch's lesson summaries and metric points; returns the rows added.
+def add_metric_batch(
+    batch: ppb.MetricBatch, source: Source, summaries: Block, points: Block, devices: Block | None = None
+) -> int:
+    """Append a MetricBatch's lesson summaries, metric points and (given ``devices``) device state
+    changes; returns the rows added.
 
-    ``devices`` (DeviceStatus) is live state for the dashboard and has no table. Rates with no
-    denominator are NULL, not 0: ``participation_rate`` when ``enrolled`` = 0,
-    ``answer_accuracy`` when ``answers`` = 0, any rate sent as NaN.
+    Of ``devices`` (DeviceStatus) only the entries the worker marked ``changed`` are rows of
+    ``device_status``; the others are live state for the dashboard. Rates with no denominator are
+    NULL, not 0: ``participation_rate`` when ``enrolled`` = 0, ``answer_accuracy`` when
+    ``answers`` = 0, any rate sent as NaN.
     """
     cols = summaries.columns
     for s in batch.summaries:
@@ -314,7 +327,49 @@ def add_metric_batch(batch: ppb.MetricBatch, source: Source, summaries: Block, p
         pcols["value"].append(p.value)
         points.messages.append(p)
         points.sources.append(source)
-    return len(batch.summaries) + len(batch.points)
+    changes = _add_device_changes(batch.devices, source, devices) if devices is not None else 0
+    return len(batch.summaries) + len(batch.points) + changes
+
+
+def _add_device_changes(statuses: Sequence[ppb.DeviceStatus], source: Source, devices: Block) -> int:
+    """Append the device_status rows of the statuses that are state changes; returns how many."""
+    cols, added = devices.columns, 0
+    for d in statuses:
+        if not d.changed:
+            continue
+        cols["school_id"].append(d.school_id)
+        cols["classroom_id"].append(d.classroom_id)
+        cols["device_id"].append(d.device_id)
+        cols["device_kind"].append(_DEVICE_KIND.get(d.device_kind, ""))
+        cols["state"].append("offline" if d.offline else "online")
+        cols["at"].append(ts_to_ms(d.changed_at))
+        cols["last_heartbeat"].append(ts_to_ms(d.last_heartbeat))
+        cols["interval_s"].append(d.interval_s)
+        cols["battery_pct"].append(d.battery_pct)
+        cols["spool_depth"].append(d.spool_depth)
+        devices.messages.append(d)
+        devices.sources.append(source)
+        added += 1
+    return added
+
+
+def add_alert(alert: ppb.Alert, source: Source, alerts: Block) -> None:
+    """Append one alert (raised or cleared) as an ``alerts`` row; ``cleared_at`` NULL while raised."""
+    cols = alerts.columns
+    cols["alert_id"].append(alert.alert_id)
+    cols["kind"].append(alert.kind)
+    cols["state"].append(alert.state)
+    cols["school_id"].append(alert.school_id)
+    cols["classroom_id"].append(alert.classroom_id)
+    cols["lesson_id"].append(alert.lesson_id)
+    cols["device_id"].append(alert.device_id)
+    cols["raised_at"].append(ts_to_ms(alert.raised_at))
+    cols["cleared_at"].append(ts_to_ms(alert.cleared_at) if alert.HasField("cleared_at") else None)
+    cols["value"].append(alert.value)
+    cols["threshold"].append(alert.threshold)
+    cols["version"].append(alert.version)
+    alerts.messages.append(alert)
+    alerts.sources.append(source)
 
 
 # --- dead letters ---------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from classtrace.signing import RecordKey
 from classtrace.topics import ERASURES, topic_specs
 from classtrace.v1 import events_pb2 as pb
 from sinks.base import InsertClient
-from sinks.batcher import Batch, BatchPolicy, SinkTopics
+from sinks.batcher import TABLE_ORDER, Batch, BatchPolicy, SinkTopics
 from sinks.clickhouse_writer import ClickHouseWriter
 from sinks.erasures import ErasureExecutor
 from sinks.errors import SinkStopped
@@ -389,7 +389,7 @@ class SinkService:
         dead = batch.blocks["dead_letters"]
         now = time.time()
         refused = self._writer.write_events(batch.events, batch.token("events"))
-        for table in ("events", "lesson_summary", "metric_points", "access_log"):
+        for table in TABLE_ORDER[:-1]:  # every table but dead_letters, which takes their refusals
             if table == "events":
                 if refused is None:
                     continue
