@@ -84,6 +84,20 @@ class Settings(BaseModel):
         "student_id is replaced either way. Turn on only to debug a device, and give dead_letters.raw "
         "a short retention (docs/DESIGN.md §4).",
     )
+    state_horizon_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="Worker state horizon in seconds (CLASSTRACE_STATE_HORIZON_S): a lesson or a "
+        "device is deleted, with a changelog tombstone, once its latest event is this far behind its "
+        "classroom's event time (docs/DESIGN.md §10). Default 7 days, validation's MAX_AGE; shorter "
+        "only for `classtrace soak`'s compressed days.",
+    )
+    state_scan_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How often, at most, the worker starts a pass over its whole lesson table for "
+        "values beyond the horizon (CLASSTRACE_STATE_SCAN_S; docs/DESIGN.md §10).",
+    )
     kafka_options: dict[str, str] = Field(
         default_factory=dict,
         description="librdkafka properties passed through from CLASSTRACE_KAFKA_<property> "

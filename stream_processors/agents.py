@@ -54,6 +54,8 @@ def create_worker_app(config: WorkerConfig) -> tuple[faust.App, Processor]:
         ProcessorConfig(
             summary_interval_s=config.summary_interval_s,
             window_retention_s=config.window_retention_s,
+            state_horizon_s=config.state_horizon_s,
+            state_scan_s=config.state_scan_s,
             keep_raw=config.keep_raw,
         ),
         erasures=erasures,

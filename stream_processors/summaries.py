@@ -39,6 +39,11 @@ class SummaryThrottle:
             return False
         return self.send(key, lesson, now, out)
 
+    def forget(self, key: str) -> None:
+        """Drop what is kept for an evicted lesson (its later events are dropped, docs/DESIGN.md §10)."""
+        self.pending.discard(key)
+        self._sent.pop(key, None)
+
     def due(self, key: str, now: float) -> bool:
         """Whether the pending ``key``'s throttle is open at ``now``."""
         last = self._sent.get(key)

@@ -80,10 +80,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         kafka_options=settings.kafka_options,
         record_key=record_key(settings),
         keep_raw=settings.deadletter_keep_raw,
+        state_horizon_s=settings.state_horizon_s,
+        state_scan_s=settings.state_scan_s,
     )
     app, processor = create_worker_app(config)
     tune_gc()
-    logger.info("worker starting app_id=%s bootstrap=%s partitions=%d", args.app_id, bootstrap, partitions)
+    logger.info(
+        "worker starting app_id=%s bootstrap=%s partitions=%d state_horizon_s=%g",
+        args.app_id, bootstrap, partitions, config.state_horizon_s,
+    )  # fmt: skip
     worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     try:
         worker.execute_from_commandline()
