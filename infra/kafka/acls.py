@@ -33,10 +33,30 @@ SCRIPT = ROOT / "infra" / "kafka" / "kafka-acls.sh"
 K8S_MANIFEST = ROOT / "infra" / "k8s" / "kafka-acls.yaml"
 
 try:
-    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, ERASURES, EVENTS, METRICS, VIEWERS
+    from classtrace.topics import (
+        ACCESS,
+        ALERTS,
+        ALL_TOPICS,
+        DEADLETTER,
+        DEVICES,
+        ERASURES,
+        EVENTS,
+        METRICS,
+        VIEWERS,
+    )
 except ImportError:  # run as a script from a checkout without the package installed
     sys.path.insert(0, str(ROOT))
-    from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, ERASURES, EVENTS, METRICS, VIEWERS
+    from classtrace.topics import (
+        ACCESS,
+        ALERTS,
+        ALL_TOPICS,
+        DEADLETTER,
+        DEVICES,
+        ERASURES,
+        EVENTS,
+        METRICS,
+        VIEWERS,
+    )
 
 __all__ = [
     "PRINCIPALS",
@@ -163,6 +183,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         (
             _topic(EVENTS, Op.READ, why="the Faust agent's source"),
             _topic(METRICS, Op.WRITE, why="metric batches"),
+            _topic(ALERTS, Op.WRITE, why="alerts it raises and clears"),
             _topic(DEADLETTER, Op.WRITE, why="records it cannot decode"),
             _topic(
                 f"{WORKER_APP_ID}-",
@@ -191,6 +212,7 @@ PRINCIPALS: tuple[Principal, ...] = (
             _topic(METRICS, Op.READ, why="rows of metrics"),
             _topic(DEADLETTER, Op.READ, why="rows of dead_letters"),
             _topic(ACCESS, Op.READ, why="rows of access_log"),
+            _topic(ALERTS, Op.READ, why="rows of alerts"),
             _group(SINK_GROUP, "the sink's consumer group (--group)"),
             _topic(
                 ERASURES, Op.READ, why="the erasure ledger: the sink deletes and audits (docs/ERASURE.md)"
@@ -209,6 +231,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         "KAFKA_DASHBOARD_PASSWORD",
         (
             _topic(METRICS, Op.READ, why="live cards"),
+            _topic(ALERTS, Op.READ, why="alert history of the detail view"),
             _topic(VIEWERS, Op.READ, why="viewer tokens"),
             _topic(ACCESS, Op.WRITE, why="access records: who opened which snapshot, detail, stream"),
             _group(

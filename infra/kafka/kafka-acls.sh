@@ -32,6 +32,7 @@ topics --create --if-not-exists --topic classtrace.devices.v1 --partitions 1 --r
 topics --create --if-not-exists --topic classtrace.viewers.v1 --partitions 1 --replication-factor "$KAFKA_REPLICATION_FACTOR" --config cleanup.policy=compact
 topics --create --if-not-exists --topic classtrace.erasures.v1 --partitions 1 --replication-factor "$KAFKA_REPLICATION_FACTOR" --config cleanup.policy=compact
 topics --create --if-not-exists --topic classtrace.access.v1 --partitions "$CLASSTRACE_PARTITIONS" --replication-factor "$KAFKA_REPLICATION_FACTOR" --config retention.ms=604800000
+topics --create --if-not-exists --topic classtrace.alerts.v1 --partitions "$CLASSTRACE_PARTITIONS" --replication-factor "$KAFKA_REPLICATION_FACTOR" --config retention.ms=604800000
 
 # -- SCRAM users (SCRAM-SHA-512) -----------------------------------------------------
 configs --alter --entity-type users --entity-name classtrace-gateway --add-config "SCRAM-SHA-512=[iterations=8192,password=${KAFKA_GATEWAY_PASSWORD}]"
@@ -61,6 +62,8 @@ acls --add --allow-principal User:classtrace-sdk --operation Write --topic class
 acls --add --allow-principal User:classtrace-worker --operation Read --topic classtrace.events.v1 --resource-pattern-type literal
 #   metric batches
 acls --add --allow-principal User:classtrace-worker --operation Write --topic classtrace.metrics.v1 --resource-pattern-type literal
+#   alerts it raises and clears
+acls --add --allow-principal User:classtrace-worker --operation Write --topic classtrace.alerts.v1 --resource-pattern-type literal
 #   records it cannot decode
 acls --add --allow-principal User:classtrace-worker --operation Write --topic classtrace.deadletter.v1 --resource-pattern-type literal
 #   Faust's own topics: <app id>-<table>-changelog, <app id>-__assignor-__leader
@@ -80,6 +83,8 @@ acls --add --allow-principal User:classtrace-sink --operation Read --topic class
 acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.deadletter.v1 --resource-pattern-type literal
 #   rows of access_log
 acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.access.v1 --resource-pattern-type literal
+#   rows of alerts
+acls --add --allow-principal User:classtrace-sink --operation Read --topic classtrace.alerts.v1 --resource-pattern-type literal
 #   the sink's consumer group (--group)
 acls --add --allow-principal User:classtrace-sink --operation Read --group classtrace-sink --resource-pattern-type literal
 #   the erasure ledger: the sink deletes and audits (docs/ERASURE.md)
@@ -89,6 +94,8 @@ acls --add --allow-principal User:classtrace-sink --operation Read --group class
 # classtrace-dashboard: live dashboard
 #   live cards
 acls --add --allow-principal User:classtrace-dashboard --operation Read --topic classtrace.metrics.v1 --resource-pattern-type literal
+#   alert history of the detail view
+acls --add --allow-principal User:classtrace-dashboard --operation Read --topic classtrace.alerts.v1 --resource-pattern-type literal
 #   viewer tokens
 acls --add --allow-principal User:classtrace-dashboard --operation Read --topic classtrace.viewers.v1 --resource-pattern-type literal
 #   access records: who opened which snapshot, detail, stream

@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 import yaml
 
-from classtrace.topics import ACCESS, ALL_TOPICS, DEADLETTER, DEVICES, ERASURES, EVENTS, METRICS, VIEWERS
+from classtrace.topics import (
+    ACCESS,
+    ALERTS,
+    ALL_TOPICS,
+    DEADLETTER,
+    DEVICES,
+    ERASURES,
+    EVENTS,
+    METRICS,
+    VIEWERS,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -64,6 +74,8 @@ MATRIX: dict[tuple[str, Any], set[str]] = {
     (VIEWERS, CREATE): {CLI},
     (ACCESS, WRITE): {GATEWAY, DASHBOARD, CLI},
     (ACCESS, READ): {SINK},
+    (ALERTS, WRITE): {WORKER},
+    (ALERTS, READ): {SINK, DASHBOARD},
     (ERASURES, WRITE): {CLI},
     (ERASURES, CREATE): {CLI},
     (ERASURES, READ): {WORKER, SINK},
