@@ -8,7 +8,8 @@ the gateway's app (one HTTP port); ``build_app()`` wraps the same routes in a st
     GET /static/dashboard/…               its JS and CSS
     GET /v1/live/classrooms               {"seq", "scope", "classrooms": [card, …]}
     GET /v1/live/classrooms/{school}/{classroom}
-                                          one card + st_codes, series, device_list (404 outside scope)
+                                          one card + st_codes, series, device_list,
+                                          alert_history (404 outside scope)
     GET /v1/live/classrooms/{classroom}   404 naming the two-segment form: room numbers repeat
                                           across schools, so one segment cannot name a classroom
     GET /v1/live/stream                   SSE: "snapshot" once, then "update" with changed cards
@@ -43,9 +44,9 @@ from starlette.staticfiles import StaticFiles
 from classtrace.access import AccessLog, AccessRecord, AccessRecorder
 from classtrace.authlimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW, FailureLimiter
 from classtrace.signing import RecordKey
-from classtrace.topics import ACCESS, METRICS, VIEWERS
+from classtrace.topics import ACCESS, ALERTS, METRICS, VIEWERS
 from readers.dashboard.auth import admit, client_address
-from readers.dashboard.feed import TopicTail, metrics_handler
+from readers.dashboard.feed import TopicTail, alerts_handler, metrics_handler
 from readers.dashboard.headers import SecurityHeaders
 from readers.dashboard.state import LiveState
 from readers.dashboard.viewers import Viewer, ViewerRegistry
@@ -85,6 +86,7 @@ class LiveService:
         options: Mapping[str, str] | None = None,
         *,
         metrics_topic: str = METRICS,
+        alerts_topic: str = ALERTS,
         viewers_topic: str = VIEWERS,
         access_topic: str = ACCESS,
         push_interval: float = 0.5,
@@ -101,6 +103,7 @@ class LiveService:
         """Viewer registrations and metrics not signed with it are ignored (classtrace/signing.py)."""
         self.options = dict(options or {})
         self.metrics_topic = metrics_topic
+        self.alerts_topic = alerts_topic
         self.viewers_topic = viewers_topic
         self.push_interval = push_interval
         self.heartbeat_interval = heartbeat_interval
@@ -112,12 +115,13 @@ class LiveService:
         self._own_access_log: AccessLog | None = None
         self.limiter = FailureLimiter(auth_max_failures, auth_window)
         self._feed: TopicTail | None = None
+        self._alert_feed: TopicTail | None = None
         self._closing = False
         self._page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Tail the viewer registry and the metrics topic from their beginnings (non-blocking)."""
+        """Tail the viewer registry, the metrics and alerts topics from their beginnings (non-blocking)."""
         if self.bootstrap is None:
             return  # state and registry were given (tests, tools)
         if self.access_log is None:
@@ -135,20 +139,30 @@ class LiveService:
             record_key=self.record_key,
         )
         self._feed.start()
+        self._alert_feed = TopicTail(
+            self.bootstrap,
+            self.alerts_topic,
+            alerts_handler(self.state),
+            self.options,
+            name="alerts",
+            record_key=self.record_key,
+        )
+        self._alert_feed.start()
 
     def stop(self) -> None:
         """End the SSE streams and stop the Kafka threads."""
         self._closing = True
         self.registry.stop()
-        if self._feed is not None:
-            self._feed.stop()
+        for feed in (self._feed, self._alert_feed):
+            if feed is not None:
+                feed.stop()
         if self._own_access_log is not None:
             self._own_access_log.close(timeout=2.0)
 
     @property
     def caught_up(self) -> bool:
-        """True once the metrics topic was read to the end it had at start."""
-        return self._feed is None or self._feed.ready.is_set()
+        """True once the metrics and alerts topics were read to the ends they had at start."""
+        return all(feed is None or feed.ready.is_set() for feed in (self._feed, self._alert_feed))
 
     # -- handlers ----------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:

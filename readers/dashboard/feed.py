@@ -1,7 +1,7 @@
 """Tail a Kafka topic from its beginning on a background thread: the dashboard's only input path.
 
-Both the live classroom state (``classtrace.metrics.v1``) and the viewer registry
-(``classtrace.viewers.v1``) are rebuilt by reading their topic from offset 0 at start — a
+The live classroom state (``classtrace.metrics.v1`` and ``classtrace.alerts.v1``) and the viewer
+registry (``classtrace.viewers.v1``) are rebuilt by reading their topic from offset 0 at start — a
 restarted dashboard has no state of its own. Partitions are taken with ``assign()``, never a
 consumer group: no ~3 s group join on Tansu, no offsets committed, and every dashboard replica
 sees every record. With the stack's record key, a record not signed with it (classtrace/signing.py)
@@ -23,7 +23,7 @@ from classtrace.signing import RecordKey
 from classtrace.v1 import pipeline_pb2
 from readers.dashboard.state import LiveState
 
-__all__ = ["OFFSET_BEGINNING", "TopicTail", "metrics_handler"]
+__all__ = ["OFFSET_BEGINNING", "TopicTail", "alerts_handler", "metrics_handler"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,5 +157,16 @@ def metrics_handler(state: LiveState, clock: Callable[[], float] = time.time) ->
         batch = pipeline_pb2.MetricBatch()
         batch.ParseFromString(message.value() or b"")
         state.apply(batch, now_ms=int(clock() * 1000))
+
+    return handle
+
+
+def alerts_handler(state: LiveState, clock: Callable[[], float] = time.time) -> Callable[[Message], None]:
+    """The handler that decodes an ``Alert`` record and folds it into ``state``."""
+
+    def handle(message: Message) -> None:
+        alert = pipeline_pb2.Alert()
+        alert.ParseFromString(message.value() or b"")
+        state.apply_alerts([alert], now_ms=int(clock() * 1000))
 
     return handle

@@ -7,8 +7,13 @@ of re-sending 2,000 classrooms. Memory is bounded: one card per classroom, one l
 (the latest), and at most :data:`MAX_SERIES_POINTS` points per series.
 
 A classroom is ``(school_id, classroom_id)`` (docs/DESIGN.md, Identity): room numbers repeat across
-schools, so two schools' ``C101`` are two cards. The key is read from each point, summary and
-device status, never from the Kafka record key; an item without a school is dropped, not guessed.
+schools, so two schools' ``C101`` are two cards. The key is read from each point, summary,
+device status and alert, never from the Kafka record key; an item without a school is dropped,
+not guessed.
+
+Alerts are the worker's (``Alert`` records of classtrace.alerts.v1, :meth:`LiveState.apply_alerts`):
+a card shows the kinds raised and not yet cleared, the detail view the room's latest
+:data:`MAX_ALERTS`. The dashboard judges no rule itself (docs/DESIGN.md §7, one home).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from classtrace.codec import ts_to_ms
 from classtrace.v1 import events_pb2, pipeline_pb2
 
 __all__ = [
-    "LOW_ATTENTION",
+    "MAX_ALERTS",
     "MAX_SERIES_POINTS",
     "SERIES_METRICS",
     "ClassroomState",
@@ -36,8 +41,8 @@ MAX_ST_CODES = 720
 """S-T samples kept per lesson (30 s each: six hours), a guard against a lesson never ended."""
 SERIES_METRICS = frozenset({"attention_rate", "hand_raising"})
 """The metric_points series the detail view plots; other metrics are not kept in memory."""
-LOW_ATTENTION = 0.6
-"""Below this lesson attention rate a live lesson raises the ``low_attention`` alert."""
+MAX_ALERTS = 20
+"""Alerts kept per classroom for its history (latest raised first); older ones are dropped."""
 
 _SUMMARY_NUMBERS = (
     "st_rt",
@@ -67,21 +72,18 @@ class ClassroomState:
     series_lesson: str = ""
     """The lesson the series belong to: points may arrive before that lesson's first summary."""
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """alert_id → the alert's latest state (highest version), at most :data:`MAX_ALERTS`."""
     seq: int = 0
     updated_ms: int = 0
     card: dict[str, Any] = field(default_factory=dict)
     """Cached JSON-ready card; rebuilt only when the classroom changes."""
 
     def build_card(self) -> dict[str, Any]:
-        """The grid card: the lesson's live metrics, offline devices and alerts."""
+        """The grid card: the lesson's live metrics, offline devices and the kinds of raised alerts."""
         offline = sorted(d for d, s in self.devices.items() if s["offline"])
         live = bool(self.lesson) and not self.lesson.get("final", False)
-        alerts: list[str] = []
-        if offline:
-            alerts.append("device_offline")
-        attention = self.lesson.get("attention_rate")
-        if live and attention is not None and self.lesson.get("has_attention") and attention < LOW_ATTENTION:
-            alerts.append("low_attention")
+        alerts = sorted({a["kind"] for a in self.alerts.values() if a["state"] == "raised"})
         card: dict[str, Any] = {
             "classroom_id": self.classroom_id,
             "school_id": self.school_id,
@@ -92,7 +94,7 @@ class ClassroomState:
             "seq": self.seq,
             "updated_at": self.updated_ms,
         }
-        card.update({k: v for k, v in self.lesson.items() if k != "has_attention"})
+        card.update(self.lesson)
         return card
 
     def detail(self) -> dict[str, Any]:
@@ -103,6 +105,7 @@ class ClassroomState:
             "st_codes": self.st_codes,
             "series": {name: sorted(points.items()) for name, points in sorted(series.items())},
             "device_list": [self.devices[d] for d in sorted(self.devices)],
+            "alert_history": sorted(self.alerts.values(), key=_latest_first),
         }
 
 
@@ -138,14 +141,29 @@ class LiveState:
             for device in batch.devices:
                 if self._apply_device(device):
                     changed.add((device.school_id, device.classroom_id))
-            if changed:
-                self._seq += 1
-                for key in changed:
-                    room = self._rooms[key]
-                    room.seq = self._seq
-                    room.updated_ms = now_ms
-                    room.card = room.build_card()
+            self._stamp(changed, now_ms)
         return changed
+
+    def apply_alerts(self, alerts: Iterable[pipeline_pb2.Alert], now_ms: int = 0) -> set[RoomKey]:
+        """Fold alerts raised or cleared by the worker; returns the classrooms that changed."""
+        changed: set[RoomKey] = set()
+        with self._lock:
+            for alert in alerts:
+                if self._apply_alert(alert):
+                    changed.add((alert.school_id, alert.classroom_id))
+            self._stamp(changed, now_ms)
+        return changed
+
+    def _stamp(self, changed: set[RoomKey], now_ms: int) -> None:
+        """Give the changed classrooms the next sequence number and a fresh card (lock held)."""
+        if not changed:
+            return
+        self._seq += 1
+        for key in changed:
+            room = self._rooms[key]
+            room.seq = self._seq
+            room.updated_ms = now_ms
+            room.card = room.build_card()
 
     def _room(self, school_id: str, classroom_id: str) -> ClassroomState:
         key = (school_id, classroom_id)
@@ -177,8 +195,6 @@ class LiveState:
         lesson["ended_at"] = ts_to_ms(s.ended_at) if s.HasField("ended_at") else None
         lesson["final"] = s.final
         lesson["version"] = s.version
-        # An attention rate of 0 before any camera frame is "no data", not an alert.
-        lesson["has_attention"] = s.attention_rate > 0 or bool(room.series.get("attention_rate"))
         room.lesson = lesson
         room.st_codes = s.st_codes[-MAX_ST_CODES:]
         if s.attention_rate > 0 and room.series_lesson == s.lesson_id:
@@ -222,6 +238,30 @@ class LiveState:
         room.devices[d.device_id] = status
         return True
 
+    def _apply_alert(self, a: pipeline_pb2.Alert) -> bool:
+        if not a.school_id or not a.classroom_id or not a.alert_id:
+            return False
+        room = self._room(a.school_id, a.classroom_id)
+        previous = room.alerts.get(a.alert_id)
+        if previous is not None and previous["version"] >= a.version:
+            return False  # a redelivery, or a raise arriving after its clear
+        room.alerts[a.alert_id] = {
+            "alert_id": a.alert_id,
+            "kind": a.kind,
+            "state": a.state,
+            "lesson_id": a.lesson_id,
+            "device_id": a.device_id,
+            "raised_at": ts_to_ms(a.raised_at),
+            "cleared_at": ts_to_ms(a.cleared_at) if a.HasField("cleared_at") else None,
+            "value": round(a.value, 4),
+            "threshold": round(a.threshold, 4),
+            "version": a.version,
+        }
+        if len(room.alerts) > MAX_ALERTS:
+            for old in sorted(room.alerts.values(), key=_latest_first)[MAX_ALERTS:]:
+                del room.alerts[old["alert_id"]]
+        return True
+
     # -- reading -----------------------------------------------------------------------------
     def cards(self, school: str | None = None) -> tuple[int, list[dict[str, Any]]]:
         """``(seq, cards)`` of every classroom (of ``school`` only when given), by school and id."""
@@ -259,6 +299,10 @@ def _put(series: dict[int, float], at_ms: int, value: float) -> bool:
         for old in sorted(series)[: len(series) - MAX_SERIES_POINTS]:
             del series[old]
     return True
+
+
+def _latest_first(alert: dict[str, Any]) -> tuple[int, str]:
+    return -alert["raised_at"], alert["alert_id"]
 
 
 def _scoped(rooms: Iterable[ClassroomState], school: str | None) -> Iterable[ClassroomState]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from readers.dashboard.state import MAX_SERIES_POINTS, LiveState
+from readers.dashboard.state import MAX_ALERTS, MAX_SERIES_POINTS, LiveState
+from stream_processors.metrics.alerts import DEVICE_OFFLINE, LOW_ATTENTION_KIND, cleared, raised
 from tests.helpers.dashboard_support import T0, batch, device, point, summary
 
 
@@ -48,19 +49,31 @@ def test_changes_since_returns_only_changed_classrooms_in_scope():
     assert [c["classroom_id"] for c in state.cards(school="A")[1]] == ["a1"]
 
 
-def test_alerts_for_offline_devices_and_low_attention():
+def test_cards_show_the_alerts_the_worker_raised_until_it_clears_them():
     state = LiveState()
     state.apply(batch([summary("r1", attention_rate=0.4)], devices=[device("r1", "cam", offline=True)]))
     card = state.cards()[1][0]
-    assert card["alerts"] == ["device_offline", "low_attention"] and card["devices_offline"] == ["cam"]
-    # the device comes back; an older status arriving late does not undo that
-    state.apply(batch(devices=[device("r1", "cam", heartbeat=T0 + 60)]))
-    state.apply(batch(devices=[device("r1", "cam", offline=True, heartbeat=T0 + 30)]))
-    card = state.cards()[1][0]
-    assert card["devices_offline"] == [] and card["alerts"] == ["low_attention"]
-    # an ended lesson no longer raises attention alerts
-    state.apply(batch([summary("r1", attention_rate=0.4, final=True, version=2)]))
-    assert state.cards()[1][0]["alerts"] == []
+    assert card["alerts"] == [] and card["devices_offline"] == ["cam"]  # no rule judged here
+    offline = raised(DEVICE_OFFLINE, "s1", "r1", T0 * 1000, 31.0, 30.0, device_id="cam")
+    low = raised(LOW_ATTENTION_KIND, "s1", "r1", T0 * 1000 + 5, 0.4, 0.6, lesson_id="L-r1")
+    assert state.apply_alerts([offline, low]) == {("s1", "r1")}
+    assert state.cards()[1][0]["alerts"] == ["device_offline", "low_attention"]
+    # cleared; a redelivered raise (lower version) does not bring it back
+    state.apply_alerts([cleared(offline, T0 * 1000 + 60_000, 60.0)])
+    assert state.apply_alerts([offline]) == set()
+    assert state.cards()[1][0]["alerts"] == ["low_attention"]
+    history = state.detail("s1", "r1")["alert_history"]
+    assert [(a["kind"], a["state"]) for a in history] == [("low_attention", "raised"), ("device_offline", "cleared")]
+    assert history[1]["cleared_at"] == T0 * 1000 + 60_000 and history[0]["cleared_at"] is None
+
+
+def test_alert_history_is_bounded_latest_first():
+    state = LiveState()
+    state.apply_alerts(
+        raised(DEVICE_OFFLINE, "s1", "r1", T0 * 1000 + k, 31.0, 30.0, device_id="cam") for k in range(MAX_ALERTS + 5)
+    )
+    history = state.detail("s1", "r1")["alert_history"]
+    assert len(history) == MAX_ALERTS and history[0]["raised_at"] == T0 * 1000 + MAX_ALERTS + 4
 
 
 def test_detail_has_series_st_codes_and_devices_scoped():
@@ -118,6 +131,12 @@ def _two_schools_both_with_c101() -> LiveState:
             [point("C101", 0.95, 0, "A", lesson="L-1"), point("C101", 0.35, 0, "B", lesson="L-1")],
             [device("C101", "cam", school="A"), device("C101", "cam", offline=True, school="B")],
         )
+    )
+    state.apply_alerts(
+        [
+            raised(DEVICE_OFFLINE, "B", "C101", T0 * 1000, 31.0, 30.0, device_id="cam"),
+            raised(LOW_ATTENTION_KIND, "B", "C101", T0 * 1000, 0.4, 0.6, lesson_id="L-1"),
+        ]
     )
     return state
 

@@ -289,6 +289,24 @@
       }
       return tr;
     }));
+    renderAlerts(d.alert_history || []);
+  }
+
+  // The worker's alerts for this classroom, latest raised first (text only: no markup from data).
+  function renderAlerts(history) {
+    const time = (ms) => ms ? new Date(ms).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB") : "";
+    const items = history.map((a) => {
+      const li = document.createElement("li");
+      if (a.state === "raised") li.className = "raised";
+      const span = a.cleared_at ? `${time(a.raised_at)}–${time(a.cleared_at)}` : time(a.raised_at);
+      li.textContent = [t[a.kind] || a.kind, a.device_id || a.lesson_id, t[a.state] || a.state, span]
+        .filter(Boolean).join(" · ");
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement("li"); li.textContent = t.noAlerts; items.push(li);
+    }
+    $("d-alerts").replaceChildren(...items);
   }
 
   // -- language ----------------------------------------------------------------------------
