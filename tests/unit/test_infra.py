@@ -7,11 +7,14 @@ classtrace/topics.py, probes hit /healthz, the kustomization is complete, the im
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -34,7 +37,12 @@ COMMON_ENV = {
 # Key material no server role holds (docs/KEYS.md): events arrive pseudonymised; the region secret
 # stays offline with device provisioning, and the single pseudonym key is retired.
 KEY_MATERIAL = ("CLASSTRACE_PSEUDONYM_KEY", "CLASSTRACE_REGION_SECRET")
-CLICKHOUSE_ROLES = {"sink": "sink_writer", "dashboard": "analyst", "migrate": None}
+# The ClickHouse user of each role (infra/clickhouse/roles.py; test_infra_clickhouse_roles.py).
+CLICKHOUSE_ROLES = {
+    "sink": "classtrace_sink",
+    "dashboard": "classtrace_analyst",
+    "migrate": "classtrace_migrator",
+}
 HTTP_ROLES = {"gateway": 8080, "dashboard": 8081}
 SECRET_WORDS = ("PASSWORD", "PSEUDONYM_KEY", "SECRET", "TOKEN")
 COMPOSE_REQUIRED = re.compile(r"^\$\{[A-Z0-9_]+:\?[^}]*\}$")
@@ -420,12 +428,12 @@ def test_clickhouse_cluster_and_users():
     assert keeper_node["host"] == f"keeper-{chk['metadata']['name']}"
     users = chi["spec"]["configuration"]["users"]
     secret_keys = set(_by_name("Secret")["classtrace-secrets"]["stringData"])
-    for user in ("sink_writer", "analyst", "migrator"):
+    for user in CLICKHOUSE_ROLES.values():
         ref = users[f"{user}/k8s_secret_password"]
         assert ref.split("/")[0] == "classtrace-secrets" and ref.split("/")[1] in secret_keys
         assert not any(k.startswith(f"{user}/password") for k in users), "plain password in the CHI"
-    assert users["analyst/grants/query"] == ["GRANT SELECT ON classtrace.*"]
-    assert chi["spec"]["configuration"]["profiles"]["analyst/readonly"] in (1, 2)
+    assert users["classtrace_analyst/grants/query"] == ["GRANT SELECT ON classtrace.*"]
+    assert chi["spec"]["configuration"]["profiles"]["classtrace_analyst/readonly"] == 1
 
 
 # -- network exposure ---------------------------------------------------------------------------
@@ -489,3 +497,62 @@ def test_dockerfile_installs_the_pure_python_wheel_without_a_compiler():
         for path in package.rglob(pattern)
     ]
     assert not native, f"native sources in the distribution: {native}"
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
+# Custom resources: their operators' CRD schemas are not bundled anywhere this machine reaches
+# (infra/README.md, "What remains unproven").
+CRD_KINDS = {
+    "ClickHouseInstallation",
+    "ClickHouseKeeperInstallation",
+    "Kafka",
+    "KafkaNodePool",
+    "KafkaTopic",
+    "KafkaUser",
+    "Kustomization",
+}
+
+
+@pytest.mark.parametrize("path", sorted(K8S.glob("*.yaml")), ids=lambda p: p.name)
+def test_k8s_manifests_match_the_kubernetes_schemas(path):
+    version = kubernetes_validate.utils.latest_version()
+    for doc in _load_all(path):
+        if doc["kind"] in CRD_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = "/".join(str(part) for part in exc.path)
+            pytest.fail(f"{path.name} {doc['kind']} {doc['metadata']['name']}: {where}: {exc.message}")
+
+
+def _compose_schema() -> dict[str, Any]:
+    """The Compose Specification schema as check-jsonschema vendors it (read, not imported: its CLI
+    needs a newer click than faust allows). Source and licence: that package's vendor/ folder."""
+    from importlib import metadata
+
+    files = metadata.files("check-jsonschema") or []
+    (schema,) = [f for f in files if str(f).endswith("builtin_schemas/vendor/compose-spec.json")]
+    return json.loads(schema.read_text(encoding="utf-8"))
+
+
+def test_compose_matches_the_compose_spec_schema(compose):
+    schema = _compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors, errors
+
+
+def test_the_schema_checks_catch_a_wrong_field(compose):
+    """The two checks above can fail: a misspelt key is refused by each."""
+    schema = _compose_schema()
+    broken = {
+        **compose,
+        "services": {**compose["services"], "edge": {**compose["services"]["edge"], "port": [1]}},
+    }
+    assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
+    (deployment, *_) = _kind("Deployment")
+    bad = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, kubernetes_validate.utils.latest_version(), strict=True)
