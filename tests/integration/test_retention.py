@@ -26,6 +26,8 @@ _ROWS = {
     "SELECT {ts}, 'gateway', 'bad', '{school}', '{school}'",
     "erasures": "INSERT INTO {t} (erasure_id, kind, school_id, requested_at, executed_at) "
     "SELECT 'e1', 'student', '{school}', {ts}, {ts}",
+    "access_log": "INSERT INTO {t} (record_id, at, viewer_id, scope, school_id, action, target, outcome) "
+    "SELECT generateUUIDv4(), {ts}, 'v1', '{school}', '{school}', 'query', 't', 'allowed'",
     "device_status": "INSERT INTO {t} (school_id, classroom_id, device_id, state, at) "
     "SELECT '{school}', 'c1', 'd1', 'offline', {ts}",
     "alerts": "INSERT INTO {t} (alert_id, kind, state, school_id, classroom_id, raised_at, version) "
