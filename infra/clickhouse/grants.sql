@@ -36,6 +36,12 @@ GRANT INSERT ON classtrace.dead_letters_local TO classtrace_sink;
 -- access records from the topic
 GRANT INSERT ON classtrace.access_log TO classtrace_sink;
 GRANT INSERT ON classtrace.access_log_local TO classtrace_sink;
+-- device state changes from the metrics topic
+GRANT INSERT ON classtrace.device_status TO classtrace_sink;
+GRANT INSERT ON classtrace.device_status_local TO classtrace_sink;
+-- alerts raised and cleared, from the alerts topic
+GRANT INSERT ON classtrace.alerts TO classtrace_sink;
+GRANT INSERT ON classtrace.alerts_local TO classtrace_sink;
 -- the erasure audit; checks an erasure is done
 GRANT SELECT, INSERT ON classtrace.erasures TO classtrace_sink;
 GRANT SELECT, INSERT ON classtrace.erasures_local TO classtrace_sink;

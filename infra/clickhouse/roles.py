@@ -181,6 +181,8 @@ USERS: tuple[User, ...] = (
             Grant(("INSERT",), "metric_points", "metric rows"),
             Grant(("INSERT",), "dead_letters", "its own dead letters"),
             Grant(("INSERT",), "access_log", "access records from the topic"),
+            Grant(("INSERT",), "device_status", "device state changes from the metrics topic"),
+            Grant(("INSERT",), "alerts", "alerts raised and cleared, from the alerts topic"),
             Grant(("SELECT", "INSERT"), "erasures", "the erasure audit; checks an erasure is done"),
             Grant(("SELECT",), "schema_migrations", "checks the schema is migrated"),
         ),
