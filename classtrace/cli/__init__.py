@@ -39,6 +39,7 @@ SUBCOMMANDS = (
     "query",
     "report",
     "loadtest",
+    "soak",
     "migrate",
     "erase",
 )
