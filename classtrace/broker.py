@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import time
@@ -51,10 +52,21 @@ class EmbeddedBroker:
             ensure_topics(broker.bootstrap, partitions=4)
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_path: Path | None = None,
+        *,
+        storage_env: dict[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        self.storage_env = storage_env
+        """With it, Tansu keeps its log in ``s3://tansu/`` at that S3 endpoint (durable, see
+        classtrace/objectstore.py); without, in memory (lost when it stops)."""
+        self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: object = None
 
@@ -72,9 +84,15 @@ class EmbeddedBroker:
         """Start Tansu and wait until its port accepts connections."""
         url = f"tcp://{self.bootstrap}"
         cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        env = None
+        if self.storage_env is not None:
+            cmd += ["--storage-engine", "s3://tansu/"]
+            env = {**os.environ, **self.storage_env}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._log = out
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         self._wait_ready(timeout)
         logger.info("embedded broker ready bootstrap=%s pid=%d", self.bootstrap, self._proc.pid)
         return self
@@ -97,6 +115,17 @@ class EmbeddedBroker:
     def alive(self) -> bool:
         """True while the broker process runs."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def durable(self) -> bool:
+        """True when the log is on disk (an object store), so a restart keeps every record."""
+        return self.storage_env is not None
+
+    def restart(self, timeout: float = 15.0) -> None:
+        """Start the broker again on the same port after it died (its clients reconnect there)."""
+        self.stop()
+        self.restarts += 1
+        self.start(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the broker (SIGTERM, then SIGKILL after ``timeout``)."""

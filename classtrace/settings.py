@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -83,6 +83,18 @@ class Settings(BaseModel):
         "(CLASSTRACE_DEADLETTER_KEEP_RAW); off = a SHA-256 and a length only. A non-pseudonym "
         "student_id is replaced either way. Turn on only to debug a device, and give dead_letters.raw "
         "a short retention (docs/DESIGN.md §4).",
+    )
+    broker_storage: Literal["disk", "memory"] = Field(
+        default="memory",
+        description="Where the embedded Tansu broker keeps its log (CLASSTRACE_BROKER_STORAGE). memory "
+        "(default) = lost when the broker stops: a 200 is not durable against a broker crash. disk = "
+        "EXPERIMENTAL: a local S3 endpoint (s3rver) under <data dir>/broker; survives a kill -9 at rest, "
+        "but lost acknowledged events under load and runs ~12x slower (docs/FIELD-NOTES.md, issue 18).",
+    )
+    s3rver: Path | None = Field(
+        default=None,
+        description="The s3rver executable the disk broker needs (CLASSTRACE_S3RVER); unset = "
+        "scripts/objectstore/node_modules/.bin/s3rver of a checkout, else s3rver on PATH.",
     )
     state_horizon_s: float = Field(
         default=7 * 86_400.0,

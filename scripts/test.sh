@@ -11,6 +11,10 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# The experimental disk log of the embedded broker runs s3rver (Node.js): pinned in scripts/objectstore.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix scripts/objectstore --silent --no-audit --no-fund
+fi
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
 .venv/bin/python -m mypy

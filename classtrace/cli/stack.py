@@ -22,6 +22,7 @@ from classtrace.broker import EmbeddedBroker, free_port
 from classtrace.errors import BrokerError, ClasstraceError, ConfigError
 from classtrace.ids import check_region_secret
 from classtrace.kafka import align_topic_configs, check_reachable, ensure_topics
+from classtrace.objectstore import LocalObjectStore, find_s3rver
 from classtrace.plugins import (
     EMBEDDED,
     AdminTokenHook,
@@ -132,6 +133,7 @@ class EmbeddedStack:
         self.with_worker = with_worker
         self.data_dir = settings.data_dir.resolve()
         self.broker: EmbeddedBroker | None = None
+        self.object_store: LocalObjectStore | None = None
         self.bootstrap = settings.kafka_bootstrap or ""
         self.client: Any = None
         self.chserver: Any = None
@@ -166,8 +168,22 @@ class EmbeddedStack:
     def _start_broker(self) -> None:
         options = self.settings.kafka_options
         if self.settings.embedded_broker:
-            self.data_dir.joinpath("logs").mkdir(parents=True, exist_ok=True)
-            self.broker = EmbeddedBroker(log_path=self.data_dir / "logs" / "broker.log").start()
+            logs = self.data_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            storage = None
+            if self.settings.broker_storage == "disk":
+                self.object_store = LocalObjectStore(
+                    self.data_dir / "broker",
+                    find_s3rver(self.settings.s3rver),
+                    log_path=logs / "objectstore.log",
+                ).start()
+                storage = self.object_store.tansu_env()
+            else:
+                logger.warning(
+                    "the embedded broker keeps its log IN MEMORY (CLASSTRACE_BROKER_STORAGE=memory, the "
+                    "default): a broker crash loses every event not yet in ClickHouse (docs/FIELD-NOTES.md)"
+                )
+            self.broker = EmbeddedBroker(log_path=logs / "broker.log", storage_env=storage).start()
             self.bootstrap = self.broker.bootstrap
         else:
             check_reachable(self.bootstrap, options)
@@ -290,9 +306,23 @@ class EmbeddedStack:
         self.supervisor.add(ChildSpec("simulate", classtrace_argv(*argv), env, restart=False))
 
     def check(self) -> None:
-        """Raise when a part the children cannot restart themselves has died."""
+        """Heal a durable broker that died; raise when a part that cannot be restarted has died.
+
+        A broker over the object store restarts on its port with its log intact, and its clients
+        reconnect. A memory broker's log is gone with it: the stack stops rather than carry on
+        with a broker that lost acknowledged events.
+        """
+        if self.object_store is not None and not self.object_store.alive():
+            logger.error("the object store exited; restarting it and the broker")
+            self.object_store.start()
+            if self.broker is not None:
+                self.broker.storage_env = self.object_store.tansu_env()
+                self.broker.restart()
         if self.broker is not None and not self.broker.alive():
-            raise BrokerError(f"the embedded broker exited; see {self.data_dir / 'logs' / 'broker.log'}")
+            if not self.broker.durable:
+                raise BrokerError(f"the embedded broker exited; see {self.data_dir / 'logs' / 'broker.log'}")
+            self.broker.restart()
+            logger.error("the embedded broker exited and was restarted restarts=%d", self.broker.restarts)
         if self.sink is not None and not self.sink.alive():
             raise ClasstraceError("the ClickHouse sink stopped; see the log above")
 
@@ -309,3 +339,5 @@ class EmbeddedStack:
                 client.close()
         if self.broker is not None:
             self.broker.stop()
+        if self.object_store is not None:
+            self.object_store.stop()
