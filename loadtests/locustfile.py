@@ -42,6 +42,22 @@ TEMPLATES = template_events(seed=int(CONFIG.get("seed", 0)))
 BATCH = int(CONFIG.get("batch_size", 100))
 _next_device = itertools.count()
 TALLY = {"acked": 0, "rejected": 0, "failed": 0, "requests": 0}
+RETRY = bool(CONFIG.get("retry"))
+"""Fault runs (``--faults``): a failed request is retried with the same batch, as an edge device's
+spool does, and each device's acknowledged event counters are recorded as ranges, so the runner
+can tell acknowledged events from ones that landed without an acknowledgement."""
+RETRY_PAUSE_S = 0.5
+ACKED: dict[int, list[list[int]]] = {}
+SENT_UPTO: dict[int, int] = {}
+
+
+def _acked(device: int, first: int, n: int) -> None:
+    """Record counters first..first+n-1 of ``device`` as acknowledged (adjacent ranges merged)."""
+    ranges = ACKED.setdefault(device, [])
+    if ranges and ranges[-1][1] + 1 == first:
+        ranges[-1][1] = first + n - 1
+    else:
+        ranges.append([first, first + n - 1])
 
 
 def _device() -> LoadDevice:
@@ -49,7 +65,10 @@ def _device() -> LoadDevice:
 
 
 def _write_tally(environment: Any, **_kw: Any) -> None:
-    Path(CONFIG["result_path"]).write_text(json.dumps({**TALLY, "batch_size": BATCH, "time": time.time()}))
+    tally: dict[str, Any] = {**TALLY, "batch_size": BATCH, "time": time.time()}
+    if RETRY:
+        tally |= {"acked_ranges": ACKED, "sent_upto": SENT_UPTO}
+    Path(CONFIG["result_path"]).write_text(json.dumps(tally))
 
 
 events.quitting.add_listener(_write_tally)  # type: ignore[no-untyped-call]
@@ -75,7 +94,11 @@ class GatewayUser(FastHttpUser):
     @task
     def post_batch(self) -> None:
         """One request; a non-200 counts all its events as failed (they may still have landed)."""
+        first = self.factory.counter + 1
         body, n = self.factory.next_batch()
+        if RETRY:
+            self._post_until_acked(body, n, first)
+            return
         TALLY["requests"] += 1
         with self.client.post(
             "/v1/events",
@@ -92,6 +115,35 @@ class GatewayUser(FastHttpUser):
             else:
                 TALLY["failed"] += n
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+
+    def _post_until_acked(self, body: bytes, n: int, first: int) -> None:
+        """Post until a 200 (or a 4xx other than 429); events count as failed until acknowledged,
+        so a user stopped mid-retry leaves them unacknowledged, not uncounted."""
+        index = self.device.index
+        SENT_UPTO[index] = first + n - 1
+        TALLY["failed"] += n
+        while True:
+            TALLY["requests"] += 1
+            with self.client.post(
+                "/v1/events",
+                data=cast(Any, body),
+                headers=self.headers,
+                name="POST /v1/events",
+                catch_response=True,
+            ) as response:
+                status = response.status_code
+                if status == 200:
+                    TALLY["failed"] -= n
+                    TALLY["acked"] += n
+                    TALLY["rejected"] += len(orjson.loads(response.content or b"{}").get("rejected", []))
+                    _acked(index, first, n)
+                    response.success()
+                    return
+                response.failure(f"HTTP {status}: {(response.text or '')[:200]}")
+            if 400 <= status < 500 and status != 429:
+                return
+            TALLY["retries"] = TALLY.get("retries", 0) + 1
+            time.sleep(RETRY_PAUSE_S)
 
 
 class KafkaUser(User):

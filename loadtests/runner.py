@@ -37,6 +37,7 @@ import httpx
 from classtrace.errors import ClasstraceError
 from classtrace.signing import RecordKey
 from loadtests import cpu
+from loadtests.faults import FaultPlan, Injector, StackProbe
 from loadtests.report import render_html
 from loadtests.traffic import LoadDevice, load_devices
 
@@ -201,12 +202,17 @@ def run_loadtest(
     *,
     quiet: bool = False,
     stack_pid: int | None = None,
+    faults: FaultPlan | None = None,
 ) -> dict[str, Any]:
     """Run, drain, reconcile; returns the report (also written as JSON and HTML under out_dir).
 
     ``stack_pid``: the pid of a local ``classtrace up``, whose processes' CPU time the report
-    then breaks down by role (:mod:`loadtests.cpu`).
+    then breaks down by role (:mod:`loadtests.cpu`). ``faults``: inject them into that stack
+    during the load (:mod:`loadtests.faults`); users then retry failed requests, lost counts
+    acknowledged events by id, and the lesson summaries are compared to a control replay.
     """
+    if faults is not None and (stack_pid is None or plan.target != "gateway"):
+        raise ClasstraceError("--faults needs a local `classtrace up` and --target gateway")
     run = f"{int(time.time() * 1000) & 0xFFFFFFFF:08x}"
     school = f"lt-{run}"
     devices = load_devices(run, plan.users)
@@ -228,6 +234,7 @@ def run_loadtest(
                 else "",
                 "batch_size": plan.batch_size,
                 "result_path": str(work / "tally.json"),
+                "retry": faults is not None,
             },
             f,
         )
@@ -236,10 +243,14 @@ def run_loadtest(
     cpu_before = cpu.snapshot(stack_pid) if stack_pid else None
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
+    injector = _start_faults(faults, endpoints, stack_pid, sampler, plan.duration_s, t0)
     try:
         code = _locust(plan, config, work / "locust", quiet)
     finally:
         config.unlink()  # the tokens are not needed any more
+        if injector is not None:
+            injector.stop.set()
+            injector.join(120)  # a fault in progress finishes its recovery
     t_load_end = time.time()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     locust_cpu = (children_after.ru_utime + children_after.ru_stime) - (
@@ -253,7 +264,9 @@ def run_loadtest(
     sampler.stop.set()
     sampler.join(5)
     hist = _history(work / "locust_stats_history.csv", t0)
-    lost = max(0, accepted - landed)
+    unacked_landed = _landed_unacknowledged(query, run, tally) if faults is not None else None
+    # Under faults, landed-but-unacknowledged events must not hide lost acknowledged ones.
+    lost = max(0, accepted - (landed - (unacked_landed or 0)))
     report: dict[str, Any] = {
         "run": run,
         "school_id": school,
@@ -289,9 +302,122 @@ def run_loadtest(
     }
     report["cpu"] = _cpu_report(cpu_before, cpu_after, locust_cpu, landed, t_drained - t0)
     report["verdict"] = "PASS" if lost == 0 and report["duplicated"] == 0 and sent > 0 else "FAIL"
+    if injector is not None:
+        _fault_report(report, injector, tally, unacked_landed, query, endpoints)
     (out_dir / f"loadtest-{run}.json").write_text(json.dumps(report, indent=1))
     (out_dir / f"loadtest-{run}.html").write_text(render_html(report), encoding="utf-8")
     return report
+
+
+def _fault_report(
+    report: dict[str, Any],
+    injector: Injector,
+    tally: Mapping[str, Any],
+    unacked_landed: int | None,
+    query: Query,
+    endpoints: Endpoints,
+) -> None:
+    """Adds the faults, the retries and the summary comparison; unequal summaries fail the run."""
+    report["unacknowledged_but_landed"] = unacked_landed
+    report["retries"] = int(tally.get("retries", 0))
+    report["faults"] = injector.summary()
+    report["summaries"] = _compare_summaries(query, endpoints, report["school_id"])
+    if not report["summaries"]["equal"]:
+        report["verdict"] = "FAIL"
+
+
+def _start_faults(
+    faults: FaultPlan | None,
+    endpoints: Endpoints,
+    stack_pid: int | None,
+    sampler: _Sampler,
+    duration_s: float,
+    t0: float,
+) -> Injector | None:
+    if faults is None or stack_pid is None:
+        return None
+    probe = StackProbe(
+        stack_pid,
+        endpoints.gateway_url,
+        landed=lambda: sampler.samples[-1][1] if sampler.samples else 0,
+        worker_committed=_committed_probe(endpoints),
+    )
+    injector = Injector(faults, probe, duration_s, t0)
+    injector.start()
+    return injector
+
+
+def _committed_probe(endpoints: Endpoints) -> Callable[[], int]:
+    """Total committed offset of the worker's group on the events topic (-1 when unreadable)."""
+    from classtrace.kafka import TopicPartition, make_consumer
+    from classtrace.topics import EVENTS
+
+    consumer = make_consumer(endpoints.kafka_bootstrap, "classtrace-worker", endpoints.kafka_options)
+    lock = threading.Lock()
+
+    def committed() -> int:
+        with lock:
+            try:
+                parts = consumer.list_topics(EVENTS, timeout=5).topics[EVENTS].partitions
+                tps = consumer.committed([TopicPartition(EVENTS, p) for p in parts], timeout=5)
+            except Exception as exc:  # the broker may be paused or restarting
+                logger.debug("worker offsets: %s", exc)
+                return -1
+            return sum(max(tp.offset, 0) for tp in tps)
+
+    return committed
+
+
+def _landed_unacknowledged(query: Query, run: str, tally: Mapping[str, Any]) -> int:
+    """Distinct landed events of the run whose counters no 200 acknowledged (the gaps between a
+    device's acknowledged ranges, up to what it sent): the ids of a device sort by counter."""
+    gaps: list[tuple[str, str]] = []
+    acked = tally.get("acked_ranges", {})
+    for device, upto in tally.get("sent_upto", {}).items():
+        prefix = f"{run}-{int(device):04x}-4000-8000-"
+        edge = 0
+        for first, last in [*acked.get(str(device), []), [int(upto) + 1, int(upto) + 1]]:
+            if first > edge + 1:
+                gaps.append((f"{prefix}{edge + 1:012x}", f"{prefix}{first - 1:012x}"))
+            edge = max(edge, last)
+    total = 0
+    for i in range(0, len(gaps), 100):
+        where = " OR ".join(f"(id BETWEEN '{lo}' AND '{hi}')" for lo, hi in gaps[i : i + 100])
+        rows = query(
+            "SELECT uniqExact(event_id) FROM (SELECT event_id, toString(event_id) AS id "
+            f"FROM classtrace.events FINAL WHERE school_id = {{s:String}}) WHERE {where}",
+            {"s": f"lt-{run}"},
+        )
+        total += int(rows[0][0])
+    return total
+
+
+def _compare_summaries(query: Query, endpoints: Endpoints, school: str) -> dict[str, Any]:
+    """``lesson_summary FINAL`` of the faulted stack against the control replay (loadtests/control.py)."""
+    from classtrace.kafka import make_consumer
+    from classtrace.topics import EVENTS
+    from loadtests.control import control_summaries, stack_summaries, summaries_settled
+    from loadtests.soak import group_lag
+
+    group = make_consumer(endpoints.kafka_bootstrap, "classtrace-worker", endpoints.kafka_options)
+    try:
+        parts = len(group.list_topics(EVENTS, timeout=10).topics[EVENTS].partitions)
+        settled = summaries_settled(query, school, lambda: group_lag(group, EVENTS, parts))
+    finally:
+        group.close()
+    stack = stack_summaries(query, school)
+    control, records = control_summaries(
+        endpoints.kafka_bootstrap, endpoints.kafka_options, school, endpoints.record_key
+    )
+    differing = sorted(k for k in stack.keys() | control.keys() if stack.get(k) != control.get(k))
+    return {
+        "equal": not differing and bool(control),
+        "settled": settled,
+        "lessons": len(control),
+        "records_replayed": records,
+        "differing": [{"lesson": k, "stack": stack.get(k), "control": control.get(k)} for k in differing[:5]],
+        "differing_count": len(differing),
+    }
 
 
 def _cpu_report(

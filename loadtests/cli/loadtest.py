@@ -5,6 +5,11 @@ waits for the pipeline to drain into ClickHouse, and checks that every accepted 
 sent = landed (FINAL) + rejected, lost = 0, duplicated = 0. Writes ``loadtest-<run>.json`` and an
 HTML page with throughput and latency charts under ``--out`` (default ``<data dir>/loadtests``).
 Exit code 0 when the reconciliation passes, 1 when it does not.
+
+``--faults gateway,worker,pause`` injects ``--fault-count`` faults of each kind into a local
+``classtrace up`` during the load (kill -9 of a supervised child, Tansu paused; docs/FAULTS.md):
+users then retry failed requests, every acknowledged event must land exactly once, and the lesson
+summaries must equal an uninterrupted replay of the same records.
 """
 
 from __future__ import annotations
@@ -44,6 +49,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--out", type=Path, default=None, metavar="DIR", help="report dir (default <data dir>/loadtests)"
     )
     parser.add_argument("--quiet", action="store_true", help="hide Locust's own output")
+    parser.add_argument(
+        "--faults",
+        default="",
+        metavar="KIND[,KIND]",
+        help="inject faults during the load: gateway, worker, pause (broker only with "
+        "CLASSTRACE_BROKER_STORAGE=disk); see docs/FAULTS.md",
+    )
+    parser.add_argument(
+        "--fault-count", type=int, default=10, metavar="N", help="faults per kind (default 10)"
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, metavar="S", help="seed of the fault times")
+    parser.add_argument(
+        "--pause-seconds", type=float, default=5.0, metavar="S", help="how long a pause fault stops Tansu"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print the result")
     parser.set_defaults(func=run)
 
@@ -56,17 +75,37 @@ def _cpu_line(cpu: Mapping[str, Any]) -> str:
     return f"CPU per landed event: {roles}; total {cpu['total_us_per_event']:.1f} µs{where}"
 
 
+def _faults_line(report: Mapping[str, Any]) -> str:
+    """'Faults: gateway 10/10 injected, recovered in ≤ 4.2 s; …; summaries = control: yes (32 lessons)'."""
+    kinds = "; ".join(
+        f"{kind} {k['injected']}/{k['planned']} injected, "
+        f"{k['recovered']} recovered in ≤ {k['max_recovery_s']:.1f} s"
+        for kind, k in report["faults"]["by_kind"].items()
+    )
+    s = report["summaries"]
+    equal = "yes" if s["equal"] else f"NO ({s['differing_count']} differ)"
+    return (
+        f"Faults: {kinds}; retries {report['retries']:,}; landed unacknowledged "
+        f"{report['unacknowledged_but_landed']:,}; summaries = control: {equal} ({s['lessons']} lessons)"
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Find the stack, run the load, print the reconciliation."""
     from classtrace.cli.stack import record_key
     from classtrace.clickhouse import connect, store_errors
     from classtrace.errors import StackNotRunning
     from classtrace.runtime import read_runtime
+    from loadtests.faults import FaultPlan, parse_kinds
     from loadtests.runner import Endpoints, LoadTestPlan, run_loadtest
 
     plan = LoadTestPlan(
         args.users, args.spawn_rate, args.duration, args.target, args.batch_size, args.drain_timeout
     )
+    faults = None
+    if args.faults:
+        kinds = parse_kinds(args.faults, settings.broker_storage)
+        faults = FaultPlan(kinds, args.fault_count, args.fault_seed, args.pause_seconds)
     data_dir = settings.data_dir.resolve()
     runtime = read_runtime(data_dir)
     bootstrap = settings.kafka_bootstrap or (runtime.kafka_bootstrap if runtime else "")
@@ -95,6 +134,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             args.out or data_dir / "loadtests",
             quiet=args.quiet,
             stack_pid=runtime.pid if runtime is not None else None,
+            faults=faults,
         )
     finally:
         client.close()
@@ -110,4 +150,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"/loadtest-{report['run']}.html"
         )
         print(_cpu_line(report["cpu"]))
+        if "faults" in report:
+            print(_faults_line(report))
     return 0 if report["verdict"] == "PASS" else 1
