@@ -63,14 +63,18 @@ def test_cards_show_the_alerts_the_worker_raised_until_it_clears_them():
     assert state.apply_alerts([offline]) == set()
     assert state.cards()[1][0]["alerts"] == ["low_attention"]
     history = state.detail("s1", "r1")["alert_history"]
-    assert [(a["kind"], a["state"]) for a in history] == [("low_attention", "raised"), ("device_offline", "cleared")]
+    assert [(a["kind"], a["state"]) for a in history] == [
+        ("low_attention", "raised"),
+        ("device_offline", "cleared"),
+    ]
     assert history[1]["cleared_at"] == T0 * 1000 + 60_000 and history[0]["cleared_at"] is None
 
 
 def test_alert_history_is_bounded_latest_first():
     state = LiveState()
     state.apply_alerts(
-        raised(DEVICE_OFFLINE, "s1", "r1", T0 * 1000 + k, 31.0, 30.0, device_id="cam") for k in range(MAX_ALERTS + 5)
+        raised(DEVICE_OFFLINE, "s1", "r1", T0 * 1000 + k, 31.0, 30.0, device_id="cam")
+        for k in range(MAX_ALERTS + 5)
     )
     history = state.detail("s1", "r1")["alert_history"]
     assert len(history) == MAX_ALERTS and history[0]["raised_at"] == T0 * 1000 + MAX_ALERTS + 4
