@@ -31,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "sinks": {"classtrace"},
     "readers": {"classtrace"},
     "smart_classroom_agents": {"classtrace", "producers"},
-    "loadtests": {"classtrace", "producers", "smart_classroom_agents"},
+    # loadtests also runs the worker's own Processor: the uninterrupted control replay of a fault
+    # run (loadtests/control.py) must be the same code, not a second copy of the formulas.
+    "loadtests": {"classtrace", "producers", "smart_classroom_agents", "stream_processors"},
 }
 # One connection seam per external system.
 SEAMS = {"confluent_kafka": "classtrace/kafka.py", "clickhouse_connect": "classtrace/clickhouse.py"}
