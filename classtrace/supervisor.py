@@ -40,11 +40,19 @@ class ChildSpec:
     """False for run-to-completion children (the simulator): they are not restarted."""
 
 
+HEALTHY_S = 60.0
+"""A child that ran this long before exiting is restarted after the shortest delay again: the
+backoff slows a crash loop, not a process that fails once in a while."""
+
+
 @dataclass
 class _Child:
     spec: ChildSpec
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    streak: int = 0
+    """Restarts since the child last ran healthily: what the backoff grows with."""
+    spawned_at: float = 0.0
     next_start: float = 0.0
     done: bool = False
 
@@ -78,6 +86,7 @@ class Supervisor:
             list(child.spec.argv), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+        child.spawned_at = time.monotonic()
         logger.info("started role=%s pid=%d", child.spec.name, child.proc.pid)
 
     def _watch(self) -> None:
@@ -96,7 +105,9 @@ class Supervisor:
             return
         now = time.monotonic()
         if child.next_start == 0.0:
-            delay = min(30.0, 0.5 * 2**child.restarts)
+            if now - child.spawned_at >= HEALTHY_S:
+                child.streak = 0  # it ran fine: this is a new failure, not the same one again
+            delay = min(30.0, 0.5 * 2**child.streak)
             child.next_start = now + delay
             logger.warning(
                 "role=%s exited code=%s; restarting in %.1f s (see %s)",
@@ -107,6 +118,7 @@ class Supervisor:
             )
         elif now >= child.next_start:
             child.restarts += 1
+            child.streak += 1
             child.next_start = 0.0
             self._spawn(child)
 

@@ -6,6 +6,8 @@ import os
 import sys
 import time
 
+import pytest
+
 from classtrace.runtime import Runtime, clear_runtime, read_runtime, write_runtime
 from classtrace.supervisor import ChildSpec, Supervisor
 
@@ -56,3 +58,23 @@ def test_supervisor_restarts_a_role_that_dies_and_stops_all(tmp_path):
     supervisor.stop(timeout=5)
     assert supervisor.pids() == {}
     assert (tmp_path / "logs" / "oneshot.log").read_text().strip() == "done"
+
+
+@pytest.mark.parametrize(("healthy_s", "streak"), [(0.2, 1), (1000.0, 2)])
+def test_backoff_grows_only_while_a_role_keeps_failing(tmp_path, monkeypatch, healthy_s, streak):
+    """Restarts of a role that ran healthily in between start from the shortest delay again."""
+    import classtrace.supervisor as supervisor_module
+
+    monkeypatch.setattr(supervisor_module, "HEALTHY_S", healthy_s)
+    supervisor = Supervisor(tmp_path / "logs")
+    supervisor.add(ChildSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"]))
+    try:
+        for _ in range(2):
+            pid = supervisor.pids()["sleeper"]
+            time.sleep(0.3)  # longer than the short "healthy" run, far shorter than the long one
+            os.kill(pid, 9)
+            assert _wait(lambda pid=pid: supervisor.pids().get("sleeper") not in (None, pid))
+        assert supervisor.restarts()["sleeper"] == 2
+        assert supervisor._children[0].streak == streak
+    finally:
+        supervisor.stop(timeout=5)
