@@ -149,6 +149,7 @@ class Processor:
         record_key: RecordKey | None = None,
     ) -> None:
         self._tables = (lessons, windows, devices)
+        self._resummarise = True  # see _summarise_restored
         # Given: a record not signed with it was not written by a validating writer (docs/DESIGN.md
         # §9) but by whoever reached the broker, and is dead-lettered, never counted.
         self._record_key = record_key
@@ -185,6 +186,9 @@ class Processor:
         stats = self.stats
         stats.batches += 1
         self._take_erasures(now)
+        if self._resummarise:
+            self._resummarise = False
+            self._summarise_restored()
         for record in records:
             stats.records += 1
             try:
@@ -609,8 +613,29 @@ class Processor:
                 devices.put(partition, room, None)
                 del self._books[room]
 
+    def _summarise_restored(self) -> None:
+        """Send the summary of every stored lesson still in progress, once, after a (re)start.
+
+        A lesson's summary is throttled, so a worker killed inside the throttle window had counted
+        events (already in the changelog) whose summary it never sent; if that lesson then gets no
+        new event, ClickHouse would keep the older, lower figures for good (seen under
+        ``classtrace loadtest --faults worker``). Ended lessons need nothing: their final summary
+        is sent at once. Runs at the first batch after a start or a rebalance, after Faust has
+        restored the tables.
+        """
+        lessons = self._tables[0]
+        for key in lessons.iter_keys():
+            if key in self._lessons:
+                continue
+            raw = lessons.get(key)
+            state = LessonState.from_bytes(raw) if raw else None
+            if state is not None and not state.final:
+                self._lessons[key] = state
+                self._summaries.pending.add(key)
+
     def forget(self) -> None:
         """Drop every cached object (partitions were revoked: their values may change elsewhere)."""
+        self._resummarise = True
         self._lessons.clear()
         self._windows.clear()
         self._books.clear()

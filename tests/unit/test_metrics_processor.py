@@ -232,3 +232,31 @@ def test_a_record_keyed_by_the_classroom_alone_takes_its_school_from_its_events(
     proc.tick()
     assert summary_fingerprint(sink.final_summary()) == summary_fingerprint(reference.final_summary())
     assert proc.stats.dead_letters == 0
+
+
+def test_a_restarted_worker_sends_the_summaries_its_predecessor_held_back():
+    """A summary throttled when the worker died is sent by the next one, though the lesson gets
+    no further event: the changelog had the counts, ClickHouse must get them too."""
+    tables = (DictTable(), DictTable(), DictTable())
+    first = Sink()
+    config = ProcessorConfig(summary_interval_s=3600.0)  # after the first, every summary waits
+    events = [e for e in LESSON if not (e.WhichOneof("payload") == "lesson" and e.lesson.phase == 2)]
+    before = Processor(*tables, first, config)
+    for rec in records(chunks(events, 25)):  # one batch each: the first summary goes, then all wait
+        before.process_records([rec])
+    sent_before = max((s for b in first.batches for s in b.summaries), key=lambda s: s.version)
+    # killed here: the lesson's latest counts are in the tables, its latest summary was not sent
+    after_sink = Sink()
+    after = Processor(*tables, after_sink, config)
+    other = recorded_lesson(seed=3, classroom="room-202", minutes=1)[:5]
+    after.process_records(records(chunks(other, 5), key=b"sch-0001/room-202"))
+    after.tick()
+    resent = [s for b in after_sink.batches for s in b.summaries if s.classroom_id == "room-101"]
+    assert len(resent) == 1
+    assert resent[0].hand_raises > sent_before.hand_raises or resent[0].answers > sent_before.answers
+    # it is what an uninterrupted worker ends with for the same events
+    whole, _t, whole_sink = make()
+    whole.process_records(records(chunks(events, 25)))
+    whole.tick()
+    latest = max((s for b in whole_sink.batches for s in b.summaries), key=lambda s: s.version)
+    assert summary_fingerprint(resent[0]) == summary_fingerprint(latest)
