@@ -200,13 +200,15 @@ def _scan_tables(data_dir: Path, needles: set[str]) -> list[str]:
     columns = [json.loads(line) for line in listed.splitlines() if line]
     assert columns
     quoted = ", ".join("'" + n.replace("'", "\\'") + "'" for n in sorted(needles))
-    counts = " UNION ALL ".join(
-        f"SELECT '{c['table']}.{c['name']}' AS at, count() AS n FROM classtrace.`{c['table']}`"
-        f" WHERE multiSearchAny(toString(`{c['name']}`), [{quoted}])"
-        for c in columns
-    )
-    out = classtrace("query", counts, "--format", "json", data_dir=data_dir)
-    rows = [json.loads(line) for line in out.splitlines() if line]
+    rows = []
+    for start in range(0, len(columns), 8):  # a few columns per query: argv has a length limit
+        counts = " UNION ALL ".join(
+            f"SELECT '{c['table']}.{c['name']}' AS at, count() AS n FROM classtrace.`{c['table']}`"
+            f" WHERE multiSearchAny(toString(`{c['name']}`), [{quoted}])"
+            for c in columns[start : start + 8]
+        )
+        out = classtrace("query", counts, "--format", "json", data_dir=data_dir)
+        rows += [json.loads(line) for line in out.splitlines() if line]
     assert len(rows) == len(columns)
     return [f"table {r['at']}" for r in rows if int(r["n"])]
 
