@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from classtrace.kafka import ensure_topics
+from classtrace.kafka import ensure_topics, make_producer
 from classtrace.topics import TopicSpec
 from readers.dashboard.app import build_app
 from readers.dashboard.viewers import add_viewer
-from tests.helpers.dashboard_support import batch, classroom_batches, produce, serve, summary, wait_for
+from stream_processors.metrics.alerts import DEVICE_OFFLINE, raised
+from tests.helpers.dashboard_support import T0, batch, classroom_batches, produce, serve, summary, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -53,10 +54,21 @@ def browser():
 @pytest.fixture(scope="module")
 def dashboard(kafka):
     metrics, viewers = f"test.metrics.{uuid.uuid4().hex[:8]}", f"test.viewers.{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka.bootstrap, 2, topics=[TopicSpec(metrics)])
+    alerts = f"test.alerts.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka.bootstrap, 2, topics=[TopicSpec(metrics), TopicSpec(alerts)])
     _, token = add_viewer(kafka.bootstrap, {}, "", topic=viewers)
-    produce(kafka.bootstrap, metrics, classroom_batches(ROOMS))
-    app = build_app(kafka.bootstrap, {}, metrics_topic=metrics, viewers_topic=viewers)
+    batches = classroom_batches(ROOMS)
+    produce(kafka.bootstrap, metrics, batches)
+    # The worker raises device_offline for each offline tablet; the cards show what it raised.
+    producer = make_producer(kafka.bootstrap)
+    for _key, b in batches:
+        for d in (d for d in b.devices if d.offline):
+            alert = raised(
+                DEVICE_OFFLINE, d.school_id, d.classroom_id, T0 * 1000, 91.0, 90.0, device_id=d.device_id
+            )
+            producer.produce(alerts, key=d.classroom_id.encode(), value=alert.SerializeToString())
+    assert producer.flush(30) == 0
+    app = build_app(kafka.bootstrap, {}, metrics_topic=metrics, viewers_topic=viewers, alerts_topic=alerts)
     with serve(app) as url:
         wait_for(lambda: app.state.live.caught_up)
         yield {"url": url, "token": token, "bootstrap": kafka.bootstrap, "metrics": metrics}
