@@ -7,8 +7,6 @@ tests/hostile``), so the long variants are the same properties with more example
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from hypothesis import HealthCheck, settings
 from starlette.applications import Starlette
@@ -16,6 +14,7 @@ from starlette.applications import Starlette
 from classtrace.v1 import events_pb2 as pb
 from producers.gateway.app import GatewayConfig, build_app
 from producers.gateway.auth import Binding, StaticDirectory
+from tests.helpers.gateway_http import FakePublisher
 
 TOKEN = "tok-hostile-A"
 BINDING = Binding("sch-A", "room-1", "tab-1", pb.DEVICE_KIND_TABLET)
@@ -38,22 +37,6 @@ def budget_settings(budget: int) -> settings:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
         database=None if budget > SHORT else settings().database,
     )
-
-
-class FakePublisher:
-    """Kafka as the gateway sees it: every publish is confirmed and recorded."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes, str | None]] = []
-
-    def publish(self, topic: str, value: bytes, key: str | None = None) -> asyncio.Future[None]:
-        future = asyncio.get_running_loop().create_future()
-        self.records.append((topic, value, key))
-        future.set_result(None)
-        return future
-
-    def on(self, topic: str) -> list[bytes]:
-        return [value for t, value, _ in self.records if t == topic]
 
 
 def gateway_app(publisher: FakePublisher) -> Starlette:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,39 +13,19 @@ from starlette.testclient import TestClient
 
 from classtrace.codec import batch_to_json, decode_batch, encode_batch, ts_to_ns
 from classtrace.identity import room_key
-from classtrace.ids import pseudonymise
 from classtrace.v1 import events_pb2 as pb
 from classtrace.v1 import pipeline_pb2 as ppb
-from producers.errors import TransportError
 from producers.gateway.app import GatewayConfig, build_app
 from producers.gateway.auth import Binding, StaticDirectory
 from producers.gateway.ingest import judge
+from tests.helpers.gateway_http import TOKEN, FakePublisher, event
 from tests.helpers.strategies import NOW, events
 
 # starlette's TestClient warns that it prefers httpx2; httpx is what the project ships.
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
-TOKEN = "tok-A"
 BINDING = Binding("sch-A", "room-1", "tab-1", pb.DEVICE_KIND_TABLET)
 PB = "application/x-protobuf"
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes, str | None]] = []
-        self.fail = False
-
-    def publish(self, topic, value, key=None):
-        future = asyncio.get_running_loop().create_future()
-        if self.fail:
-            future.set_exception(TransportError("broker down"))
-        else:
-            self.records.append((topic, value, key))
-            future.set_result(None)
-        return future
-
-    def on(self, topic):
-        return [value for t, value, _ in self.records if t == topic]
 
 
 @pytest.fixture
@@ -64,24 +42,6 @@ def client(publisher):
     )
     with TestClient(app) as c:
         yield c
-
-
-def event(**kw) -> pb.Event:
-    ev = pb.Event(
-        event_id=str(uuid.uuid4()),
-        school_id="sch-A",
-        classroom_id="room-1",
-        device_id="tab-1",
-        lesson_id="les-1",
-        device_kind=pb.DEVICE_KIND_TABLET,
-        seq=1,
-    )
-    ev.occurred_at.seconds = int(time.time())
-    ev.trace.student_id = pseudonymise(b"k", "sch-A", "stu-1")
-    ev.trace.verb = pb.LearningTrace.VERB_VIEWED
-    for k, v in kw.items():
-        setattr(ev, k, v)
-    return ev
 
 
 def post(client, body, ctype=PB, token=TOKEN):
