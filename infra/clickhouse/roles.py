@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra"))
+from generated_files import sync  # noqa: E402  (infra/ is scripts, not a package)
+
 HERE = ROOT / "infra" / "clickhouse"
 GRANTS_SQL = HERE / "grants.sql"
 SCHOOLS_SQL = HERE / "schools.sql"
@@ -411,21 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.school:
         print(school_account_sql(args.school))
         return 0
-    stale = []
-    for path, text in generated().items():
-        if path.exists() and path.read_text(encoding="utf-8") == text:
-            continue
-        if args.write:
-            path.write_text(text, encoding="utf-8")
-            if path.suffix == ".sh":
-                path.chmod(0o755)
-            print(f"wrote {path.relative_to(ROOT)}")
-        else:
-            stale.append(str(path.relative_to(ROOT)))
-    if stale:
-        print("stale (run: python infra/clickhouse/roles.py --write): " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return sync(generated(), write=args.write, root=ROOT, script="infra/clickhouse/roles.py")
 
 
 if __name__ == "__main__":

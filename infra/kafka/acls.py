@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra"))
+from generated_files import sync  # noqa: E402  (infra/ is scripts, not a package)
+
 SCRIPT = ROOT / "infra" / "kafka" / "kafka-acls.sh"
 K8S_MANIFEST = ROOT / "infra" / "k8s" / "kafka-acls.yaml"
 
@@ -413,22 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--write", action="store_true", help="rewrite the generated files")
     action.add_argument("--check", action="store_true", help="exit 1 when a generated file is stale")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in generated().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.write:
-            path.write_text(text, encoding="utf-8")
-            if path.suffix == ".sh":
-                path.chmod(0o755)
-            print(f"wrote {path.relative_to(ROOT)}")
-        else:
-            stale.append(str(path.relative_to(ROOT)))
-    if stale:
-        print("stale (run: python infra/kafka/acls.py --write): " + ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return sync(generated(), write=args.write, root=ROOT, script="infra/kafka/acls.py")
 
 
 if __name__ == "__main__":
